@@ -1,0 +1,53 @@
+# Every target sets up what it needs, so `make demo` and `make test` work on a fresh clone.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SETUP  := $(VENV)/.installed
+
+.PHONY: setup demo validate compile check test lint typecheck unit bench schema clean
+
+$(SETUP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(SETUP)
+
+setup: $(SETUP)
+
+## The main job: validate and compile the bundled specs into generated/.
+demo: setup
+	$(BIN)/modelops validate specs/
+	$(BIN)/modelops compile specs/
+
+validate: setup
+	$(BIN)/modelops validate specs/
+
+compile: setup
+	$(BIN)/modelops compile specs/
+
+## The CI guard: is generated/ the fresh output of specs/?
+check: setup
+	$(BIN)/modelops compile specs/ --check
+
+## The whole test suite: lint, type check, then pytest.
+test: lint typecheck unit
+
+lint: setup
+	$(BIN)/ruff check compiler tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/compile_bench.py
+
+## Regenerate the JSON Schemas that the example specs point editors at.
+schema: setup
+	$(BIN)/modelops schema > specs/schema/model.json
+	$(BIN)/modelops schema --kind Project > specs/schema/project.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

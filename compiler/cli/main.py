@@ -1,0 +1,197 @@
+"""Entry point of `modelops`. Imports are lazy so that `--help` and `validate` stay fast."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from compiler import __version__
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATHS",
+        help="spec files or directories (searched recursively); default: specs/",
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        metavar="FILE",
+        help="project file; default: the nearest modelops.yaml at or above the first path",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        metavar="ENV",
+        dest="environments",
+        help="only this environment (repeatable); default: every environment",
+    )
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="text for people, json for programs, github for workflow annotations",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelops",
+        description="Declarative GitOps compiler for machine-learning models.",
+        epilog="Exit codes: 0 success, 1 invalid specs or stale output, 2 usage error or "
+        "unreadable input, 3 internal error.",
+    )
+    parser.add_argument("--version", action="version", version=f"modelops {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    validate = commands.add_parser(
+        "validate",
+        help="check specs and the project file",
+        description="Check every spec for every environment: types, semantics and policies.",
+    )
+    _add_input_arguments(validate)
+    _add_format(validate)
+    validate.add_argument(
+        "--strict", action="store_true", help="treat warnings as errors (exit 1 on any warning)"
+    )
+    validate.set_defaults(handler=_run_validate)
+
+    compile_ = commands.add_parser(
+        "compile",
+        help="render every spec for every environment into generated/",
+        description="Render Kubernetes manifests for every spec and environment into a "
+        "deterministic tree, replaced atomically.",
+    )
+    _add_input_arguments(compile_)
+    _add_format(compile_)
+    compile_.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="output directory; default: generated/ beside the specs directory",
+    )
+    compile_.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; list files that would be added, changed or removed; exit 1 if stale",
+    )
+    stamp = compile_.add_mutually_exclusive_group()
+    stamp.add_argument(
+        "--stamp",
+        dest="stamp",
+        action="store_true",
+        default=None,
+        help="annotate objects with the Git commit (default: the project's output.stamp)",
+    )
+    stamp.add_argument(
+        "--no-stamp", dest="stamp", action="store_false", help="leave the Git commit annotation out"
+    )
+    compile_.set_defaults(handler=_run_compile)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the spec (for editors)",
+        description="Print the JSON Schema of a Model spec or of the project file. Point a "
+        "spec at it with '# yaml-language-server: $schema=PATH'.",
+    )
+    schema.add_argument("--kind", choices=("Model", "Project"), default="Model")
+    schema.set_defaults(handler=_run_schema)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(handler=_run_version)
+    return parser
+
+
+def _default_paths(paths: list[Path]) -> list[Path]:
+    return paths or [Path("specs")]
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from compiler.cli.report import print_diagnostics
+    from compiler.pipeline import check
+
+    checked = check(_default_paths(args.paths), args.project, args.environments)
+    diagnostics = checked.diagnostics
+    failed = not checked.ok or (args.strict and bool(diagnostics))
+    files = checked.catalog.spec_files if checked.catalog else 0
+    environments = len({m.environment for m in checked.models})
+    print_diagnostics(
+        diagnostics,
+        args.format,
+        extra={
+            "models": [
+                {"name": m.name, "environment": m.environment, "namespace": m.namespace, "source": m.source}
+                for m in checked.models
+            ]
+        },
+        ok_message=f"{files} spec file{'s' if files != 1 else ''} valid "
+        f"({len(checked.models)} model{'s' if len(checked.models) != 1 else ''} across "
+        f"{environments} environment{'s' if environments != 1 else ''})",
+    )
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def _run_compile(args: argparse.Namespace) -> int:
+    from compiler.cli.compile_command import run_compile
+
+    return run_compile(args)
+
+
+def _run_schema(args: argparse.Namespace) -> int:
+    from compiler.spec.schema import schema_json
+
+    sys.stdout.write(schema_json(args.kind))
+    return EXIT_OK
+
+
+def _run_version(args: argparse.Namespace) -> int:
+    print(f"modelops {__version__}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    from compiler.errors import UsageError
+
+    try:
+        return handler(args)
+    except UsageError as err:
+        print(f"modelops: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("modelops: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as err:  # a bug: say so plainly, show the traceback only on request
+        if os.environ.get("MODELOPS_DEBUG"):
+            raise
+        print(
+            f"modelops: internal error: {type(err).__name__}: {err}\n"
+            "This is a bug in modelops; run again with MODELOPS_DEBUG=1 for the traceback.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

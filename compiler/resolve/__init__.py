@@ -1,0 +1,1 @@
+"""Environment resolution: project defaults <- spec <- environments[env], giving the IR."""

@@ -1,0 +1,1 @@
+"""Spec language: safe YAML loading with positions, typed models, semantic checks."""

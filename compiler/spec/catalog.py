@@ -1,0 +1,241 @@
+"""Find and load the project file and the spec files named on the command line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from compiler.diagnostics import Diagnostic, DiagnosticError
+from compiler.errors import UsageError
+from compiler.spec.errors import diagnostics_from, dotted, suggest
+from compiler.spec.model import API_VERSION, ModelSpec
+from compiler.spec.project import PROJECT_FILE, Project
+from compiler.spec.yamlsource import SourceDocument, load_file
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+RESERVED_ENVIRONMENT_NAMES = frozenset({"argocd", "flux"})
+
+
+@dataclass
+class LoadedSpec:
+    document: SourceDocument
+    spec: ModelSpec
+    source: str  # relative to the project root, forward slashes
+
+
+@dataclass
+class Catalog:
+    """Everything read from disk: the project, and every spec that passed type validation."""
+
+    root: Path
+    project_file: Path
+    project: Project
+    project_document: SourceDocument
+    specs: list[LoadedSpec] = field(default_factory=list)
+    spec_files: int = 0
+
+
+def display_path(path: Path) -> str:
+    """A path as users and GitHub annotations want it: relative to the working directory."""
+    absolute = path.resolve()
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return os.path.relpath(absolute) if absolute.anchor == Path.cwd().anchor else str(absolute)
+
+
+def find_spec_files(paths: list[Path]) -> list[Path]:
+    """Spec files below the given paths: directories are searched recursively, hidden ones skipped."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or directory")
+        if path.is_file():
+            found.append(path)
+            continue
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.endswith(SPEC_SUFFIXES) and not name.startswith(".") and name != PROJECT_FILE:
+                    found.append(Path(dirpath) / name)
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return sorted(unique.values(), key=lambda p: p.resolve().as_posix())
+
+
+def find_project_file(paths: list[Path], explicit: Path | None) -> Path:
+    """The project file: --project if given, else the nearest modelops.yaml above the first path."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise UsageError(f"{explicit}: project file not found")
+        return explicit
+    start = (paths[0] if paths else Path.cwd()).resolve()
+    directory = start if start.is_dir() else start.parent
+    for candidate_dir in (directory, *directory.parents):
+        for candidate in (candidate_dir / PROJECT_FILE, candidate_dir / "specs" / PROJECT_FILE):
+            if candidate.is_file():
+                return candidate
+    raise UsageError(f"no {PROJECT_FILE} found in {directory} or above; create one or pass --project FILE")
+
+
+def _read(path: Path) -> SourceDocument:
+    try:
+        return load_file(path, display_path(path))
+    except OSError as err:
+        raise UsageError(f"{display_path(path)}: cannot read: {err.strerror or err}") from err
+
+
+def _check_header(document: SourceDocument, kind: str) -> list[Diagnostic]:
+    """Check apiVersion and kind first: if they are wrong, field errors are only noise."""
+    data = document.data
+    if not isinstance(data, dict):
+        return [
+            Diagnostic.at(
+                document.at(()),
+                f"expected a mapping with apiVersion, kind, metadata and spec; the file holds "
+                f"{type(data).__name__ if data is not None else 'nothing'}",
+            )
+        ]
+    found: list[Diagnostic] = []
+    for field_name, expected in (("apiVersion", API_VERSION), ("kind", kind)):
+        if field_name not in data:
+            continue  # reported as a missing field by the model
+        value = data[field_name]
+        if value != expected:
+            hint = (
+                f"; did you mean {expected!r}?"
+                if isinstance(value, str) and suggest(value, [expected])
+                else ""
+            )
+            found.append(
+                Diagnostic.at(
+                    document.at((field_name,)),
+                    f"{field_name}: expected {expected!r}, got {value!r}{hint}",
+                    code="header",
+                )
+            )
+    return found
+
+
+def parse_project(document: SourceDocument) -> tuple[Project | None, list[Diagnostic]]:
+    header = _check_header(document, "Project")
+    if header:
+        return None, header
+    try:
+        project = Project.model_validate(document.data)
+    except ValidationError as err:
+        return None, diagnostics_from(err, Project, document.positions, document.file)
+    return project, _check_project(project, document)
+
+
+def _check_project(project: Project, document: SourceDocument) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    seen: dict[str, int] = {}
+    for index, env in enumerate(project.environments):
+        if env.name in RESERVED_ENVIRONMENT_NAMES:
+            found.append(
+                Diagnostic.at(
+                    document.at(("environments", index, "name")),
+                    f"environment name {env.name!r} is reserved: generated/{env.name}/ holds the sync-tool "
+                    "entry points; choose another name",
+                )
+            )
+        if env.name in seen:
+            found.append(
+                Diagnostic.at(
+                    document.at(("environments", index, "name")),
+                    f"environment {env.name!r} is declared twice (first as environments[{seen[env.name]}])",
+                )
+            )
+        seen.setdefault(env.name, index)
+    for p_index, policy in enumerate(project.policies):
+        for e_index, env_name in enumerate(policy.environments or []):
+            if env_name not in seen:
+                guess = suggest(env_name, list(seen))
+                hint = f"; did you mean {guess!r}?" if guess else f" (declared: {', '.join(seen)})"
+                found.append(
+                    Diagnostic.at(
+                        document.at(("policies", p_index, "environments", e_index)),
+                        f"policy {policy.name!r} names environment {env_name!r}, which the project "
+                        f"does not declare{hint}",
+                    )
+                )
+    return found
+
+
+def parse_spec(document: SourceDocument) -> tuple[ModelSpec | None, list[Diagnostic]]:
+    header = _check_header(document, "Model")
+    if header:
+        return None, header
+    try:
+        return ModelSpec.model_validate(document.data), []
+    except ValidationError as err:
+        return None, diagnostics_from(err, ModelSpec, document.positions, document.file)
+
+
+def check_overlay_names(spec: ModelSpec, document: SourceDocument, project: Project) -> list[Diagnostic]:
+    declared = [env.name for env in project.environments]
+    found: list[Diagnostic] = []
+    for name in spec.spec.environments:
+        if name not in declared:
+            guess = suggest(name, declared)
+            hint = f"; did you mean {guess!r}?" if guess else f"; declared: {', '.join(declared)}"
+            found.append(
+                Diagnostic.at(
+                    document.key_at(("spec", "environments", name)),
+                    f"{dotted(('spec', 'environments'))}: environment {name!r} is not declared in "
+                    f"{PROJECT_FILE}{hint}",
+                    code="environment",
+                )
+            )
+    return found
+
+
+def load_catalog(
+    paths: list[Path], project_path: Path | None = None
+) -> tuple[Catalog | None, list[Diagnostic]]:
+    """Load the project and all specs, collecting every diagnostic rather than stopping early.
+
+    Raises UsageError for input that cannot be read at all (missing paths, I/O errors).
+    """
+    project_file = find_project_file(paths, project_path)
+    files = find_spec_files(paths or [project_file.parent])
+    diagnostics: list[Diagnostic] = []
+    try:
+        project_doc = _read(project_file)
+    except DiagnosticError as err:
+        return None, err.diagnostics
+    project, problems = parse_project(project_doc)
+    diagnostics.extend(problems)
+    root = project_file.resolve().parent.parent
+    loaded: list[LoadedSpec] = []
+    for path in files:
+        if path.resolve() == project_file.resolve():
+            continue
+        try:
+            document = _read(path)
+        except DiagnosticError as err:
+            diagnostics.extend(err.diagnostics)
+            continue
+        spec, problems = parse_spec(document)
+        diagnostics.extend(problems)
+        if spec is None:
+            continue
+        if project is not None:
+            diagnostics.extend(check_overlay_names(spec, document, project))
+        loaded.append(LoadedSpec(document, spec, _relative_to_root(path, root)))
+    if project is None:
+        return None, diagnostics
+    return Catalog(root, project_file.resolve(), project, project_doc, loaded, len(files)), diagnostics
+
+
+def _relative_to_root(path: Path, root: Path) -> str:
+    absolute = path.resolve()
+    try:
+        return absolute.relative_to(root).as_posix()
+    except ValueError:
+        return absolute.as_posix()

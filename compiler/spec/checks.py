@@ -1,0 +1,138 @@
+"""Semantic checks that types alone cannot express, run on each resolved spec."""
+
+from __future__ import annotations
+
+from compiler.diagnostics import Diagnostic, Severity
+from compiler.spec.model import (
+    BOUNDED_0_1,
+    CLASSIFICATION_GATES,
+    LOWER_IS_BETTER,
+    REGRESSION_GATES,
+    ModelSpec,
+)
+from compiler.spec.types import Duration
+from compiler.spec.yamlsource import PathKey, PositionMap
+
+SHORTEST_SLO_WINDOW = Duration("3d", 3 * 86_400_000)  # the longest burn-rate alert window
+LONGEST_SLO_WINDOW = Duration("400d", 400 * 86_400_000)
+
+
+class _Collector:
+    def __init__(self, file: str, positions: PositionMap) -> None:
+        self.file = file
+        self.positions = positions
+        self.found: list[Diagnostic] = []
+
+    def error(self, path: PathKey, message: str, *, key: bool = False, code: str = "semantic") -> None:
+        self.add(path, message, Severity.ERROR, key=key, code=code)
+
+    def warning(self, path: PathKey, message: str, *, key: bool = False, code: str = "semantic") -> None:
+        self.add(path, message, Severity.WARNING, key=key, code=code)
+
+    def add(self, path: PathKey, message: str, severity: Severity, *, key: bool, code: str) -> None:
+        position = self.positions.key(path) if key else self.positions.value(path)
+        if position is None:
+            self.found.append(Diagnostic(self.file, 1, 1, message, severity, code))
+        else:
+            self.found.append(Diagnostic.at(position, message, severity=severity, code=code))
+
+
+def check_model(spec: ModelSpec, positions: PositionMap, file: str) -> list[Diagnostic]:
+    """Checks on one model as resolved for one environment.
+
+    Messages do not name the environment: the position already points at the overlay line
+    when an overlay caused the problem, and identical base-spec problems then collapse into one.
+    """
+    out = _Collector(file, positions)
+    serving = spec.spec.serving
+
+    if serving.runtime == "kserve":
+        out.error(
+            ("spec", "serving", "runtime"),
+            "runtime 'kserve' cannot be compiled yet (KServe's sklearn server loads pickle, not "
+            "skops); use runtime: builtin",
+        )
+    replicas = serving.replicas
+    if replicas.min > replicas.max:
+        out.error(
+            ("spec", "serving", "replicas", "min"),
+            f"replicas.min ({replicas.min}) is greater than replicas.max ({replicas.max})",
+        )
+    elif serving.autoscaling is not None and replicas.min == replicas.max:
+        out.warning(
+            ("spec", "serving", "autoscaling"),
+            f"autoscaling has no room: replicas.min equals replicas.max ({replicas.max})",
+        )
+    if serving.port == serving.metricsPort:
+        out.error(
+            ("spec", "serving", "metricsPort"),
+            f"metricsPort must differ from port ({serving.port})",
+        )
+
+    for resource in ("cpu", "memory", "ephemeral_storage"):
+        request = getattr(serving.resources.requests, resource)
+        limit = getattr(serving.resources.limits, resource)
+        if request is not None and limit is not None and request > limit:
+            name = resource.replace("_", "-")
+            out.error(
+                ("spec", "serving", "resources", "limits", name),
+                f"{name} limit {limit} is below its request {request}; Kubernetes rejects this",
+            )
+
+    _check_gates(spec, out)
+
+    monitoring = spec.spec.monitoring
+    if monitoring.slo is not None:
+        window = monitoring.slo.window
+        if not SHORTEST_SLO_WINDOW <= window <= LONGEST_SLO_WINDOW:
+            out.error(
+                ("spec", "monitoring", "slo", "window"),
+                f"SLO window {window} must be between {SHORTEST_SLO_WINDOW} and {LONGEST_SLO_WINDOW} "
+                "(the slowest burn-rate alert looks back 3d)",
+            )
+    if monitoring.drift is not None and monitoring.drift.psi is not None:
+        psi = monitoring.drift.psi
+        if psi.warning >= psi.critical:
+            out.error(
+                ("spec", "monitoring", "drift", "psi", "warning"),
+                f"drift psi warning ({psi.warning}) must be below critical ({psi.critical})",
+            )
+        if not spec.spec.model.features:
+            out.error(
+                ("spec", "monitoring", "drift"),
+                "drift monitoring needs spec.model.features: PSI is computed per feature",
+            )
+    return out.found
+
+
+def _check_gates(spec: ModelSpec, out: _Collector) -> None:
+    evaluation = spec.spec.evaluation
+    if evaluation is None:
+        return
+    task = spec.spec.model.task
+    allowed = CLASSIFICATION_GATES if task == "classification" else REGRESSION_GATES
+    for name, gate in evaluation.gates.items():
+        path = ("spec", "evaluation", "gates", name)
+        if name not in allowed:
+            out.error(
+                path,
+                f"gate {name!r} does not apply to a {task} model; use {', '.join(allowed)}",
+                key=True,
+            )
+            continue
+        if name in LOWER_IS_BETTER and gate.min is not None and gate.max is None:
+            out.error(path, f"gate {name!r} is an error measure (lower is better): give it a max, not a min")
+        if name not in LOWER_IS_BETTER and gate.max is not None and gate.min is None:
+            out.error(path, f"gate {name!r} is a score (higher is better): give it a min, not a max")
+        if name in BOUNDED_0_1:
+            for bound in (gate.min, gate.max):
+                if bound is not None and not 0 <= bound <= 1:
+                    out.error(path, f"gate {name!r} is a fraction between 0 and 1, got {bound}")
+        if name in LOWER_IS_BETTER and gate.max is not None and gate.max < 0:
+            out.error(path, f"gate {name!r} cannot be negative, got max {gate.max}")
+    features = {f.name for f in spec.spec.model.features}
+    if evaluation.target in features:
+        out.error(
+            ("spec", "evaluation", "target"),
+            f"evaluation target {evaluation.target!r} is also listed as an input feature",
+        )

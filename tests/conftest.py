@@ -1,0 +1,81 @@
+"""Shared helpers: run the CLI in-process and build throw-away spec trees."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from compiler.cli.main import main
+
+REPO = Path(__file__).resolve().parent.parent
+SPECS = REPO / "specs"
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run `modelops ARGS...` in-process; return exit code and captured output."""
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    def run(*args: str | Path) -> Result:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse usage errors and --help
+            code = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the bundled specs/ in a temporary directory (root/specs), safe to edit."""
+    root = tmp_path / "repo"
+    shutil.copytree(SPECS, root / "specs")
+    return root
+
+
+BASE_SPEC = """\
+apiVersion: modelops.dev/v1alpha1
+kind: Model
+metadata:
+  name: {name}
+  team: risk-analytics
+spec:
+  model:
+    framework: sklearn
+    task: classification
+    version: 1.0.0
+    uri: models/{name}.skops
+    features:
+      - {{name: income, type: float}}
+  evaluation:
+    dataset: data/{name}.csv
+    target: label
+    gates:
+      accuracy: {{min: 0.8}}
+  serving:
+    replicas: {{min: 2, max: 4}}
+  monitoring:
+    slo:
+      availability: 99.9
+    alerts:
+      runbook: https://runbooks.example/{name}
+"""
+
+
+def spec_text(name: str = "demo-model") -> str:
+    return BASE_SPEC.format(name=name)

@@ -1,0 +1,116 @@
+"""Property tests: any input ends in a valid spec or clean diagnostics, never an exception."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.diagnostics import Diagnostic, DiagnosticError
+from compiler.pipeline import check
+from compiler.resolve.resolver import resolve_one
+from compiler.spec.catalog import LoadedSpec, parse_spec
+from compiler.spec.yamlsource import load_bytes
+from tests.conftest import SPECS
+
+CATALOG = check([SPECS]).catalog
+assert CATALOG is not None
+VALID = yaml.safe_load((SPECS / "credit-default.yaml").read_text())
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.sampled_from(["250ms", "28d", "512Mi", "250m", "1.4.0", "sklearn", "regression", "99.9", "", "-1"]),
+)
+trees = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def run_pipeline(raw: bytes) -> list[Diagnostic]:
+    """What `modelops validate` does with one file; returns diagnostics, raises on a bug."""
+    assert CATALOG is not None
+    try:
+        document = load_bytes(raw, "prop.yaml")
+    except DiagnosticError as err:
+        assert err.diagnostics
+        return err.diagnostics
+    spec, problems = parse_spec(document)
+    if spec is None:
+        assert problems
+        return problems
+    found: list[Diagnostic] = []
+    for env in CATALOG.project.environments:
+        _, diagnostics = resolve_one(CATALOG, LoadedSpec(document, spec, "prop.yaml"), env)
+        found += diagnostics
+    return found
+
+
+def assert_clean(diagnostics: list[Diagnostic]) -> None:
+    for d in diagnostics:
+        assert d.line >= 1 and d.column >= 1 and d.message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes(raw: bytes) -> None:
+    assert_clean(run_pipeline(raw))
+
+
+@settings(max_examples=300, deadline=None)
+@given(trees)
+def test_arbitrary_documents(tree: Any) -> None:
+    assert_clean(run_pipeline(yaml.safe_dump(tree).encode()))
+
+
+def paths_of(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found += paths_of(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += paths_of(v, (*prefix, i))
+    return found
+
+
+ALL_PATHS = [p for p in paths_of(VALID) if p]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(ALL_PATHS),
+    st.sampled_from(["replace", "delete", "add"]),
+    trees,
+    st.text(min_size=1, max_size=10),
+)
+def test_mutated_valid_specs(path: tuple[Any, ...], action: str, value: Any, key: str) -> None:
+    spec = copy.deepcopy(VALID)
+    parent = spec
+    for part in path[:-1]:
+        parent = parent[part]
+    last = path[-1]
+    if action == "replace":
+        parent[last] = value
+    elif action == "delete":
+        del parent[last]
+    elif isinstance(parent[last], dict):
+        parent[last][key] = value
+    else:
+        parent[last] = {key: value}
+    diagnostics = run_pipeline(yaml.safe_dump(spec).encode())
+    assert_clean(diagnostics)
+
+
+def test_valid_spec_passes_the_same_harness() -> None:
+    assert [d for d in run_pipeline(yaml.safe_dump(VALID).encode()) if d.is_error] == []

@@ -1,0 +1,223 @@
+"""`modelops validate`: the bundled specs, semantic rules, policies, formats and exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Result, spec_text
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    path = root / "specs" / name
+    path.write_text(text)
+    return path
+
+
+def test_bundled_specs_are_valid(cli: Callable[..., Result]) -> None:
+    result = cli("validate", "specs")
+    assert result.code == 0, result.out
+    assert "2 spec files valid (4 models across 2 environments)" in result.out
+
+
+def test_default_path_is_specs(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, project: Path
+) -> None:
+    monkeypatch.chdir(project)
+    assert cli("validate").code == 0
+
+
+def test_missing_path_is_a_usage_error(cli: Callable[..., Result]) -> None:
+    result = cli("validate", "no/such/dir")
+    assert result.code == 2
+    assert "no/such/dir: no such file or directory" in result.err
+
+
+def test_missing_project_file_is_a_usage_error(cli: Callable[..., Result], tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(spec_text())
+    result = cli("validate", tmp_path / "m.yaml")
+    assert result.code == 2
+    assert "no modelops.yaml found" in result.err
+
+
+def test_unknown_format_is_a_usage_error(cli: Callable[..., Result]) -> None:
+    assert cli("validate", "--format", "xml", "specs").code == 2
+
+
+def test_unknown_environment_is_a_usage_error(cli: Callable[..., Result]) -> None:
+    result = cli("validate", "specs", "--env", "qa")
+    assert result.code == 2
+    assert "unknown environment qa" in result.err
+
+
+def test_unreadable_file_is_a_usage_error(cli: Callable[..., Result], project: Path) -> None:
+    target = project / "specs" / "dir.yaml"
+    target.mkdir()
+    (project / "specs" / "dir.yaml" / "inner.yaml").write_text(spec_text("inner"))
+    # a directory named like a spec is searched, not read
+    assert cli("validate", project / "specs").code == 0
+
+
+CASES = {
+    "replicas": ("{min: 2, max: 4}", "{min: 4, max: 2}", "replicas.min (4) is greater than replicas.max (2)"),
+    "limits": (
+        "    replicas: {min: 2, max: 4}\n",
+        "    replicas: {min: 2, max: 4}\n    resources:\n      requests: {memory: 2Gi}\n      limits: {memory: 1Gi}\n",
+        "memory limit 1Gi is below its request 2Gi",
+    ),
+    "slo": ("availability: 99.9", "availability: 0", "percentage must be greater than 0"),
+    "latency": (
+        "      availability: 99.9\n",
+        "      availability: 99.9\n      latency: {threshold: 250ms, target: 100}\n",
+        "spec.monitoring.slo.latency.target: percentage must be greater than 0 and less than 100",
+    ),
+    "gate-task": (
+        "accuracy: {min: 0.8}",
+        "r2: {min: 0.8}",
+        "gate 'r2' does not apply to a classification model",
+    ),
+    "gate-direction": ("accuracy: {min: 0.8}", "accuracy: {max: 0.8}", "give it a min, not a max"),
+    "gate-range": ("accuracy: {min: 0.8}", "accuracy: {min: 80}", "a fraction between 0 and 1"),
+    "name": ("name: demo-model", "name: demo.model", "not a DNS-1123 label"),
+    "ports": (
+        "    replicas: {min: 2, max: 4}\n",
+        "    replicas: {min: 2, max: 4}\n    metricsPort: 8080\n",
+        "metricsPort must differ from port",
+    ),
+    "window": (
+        "      availability: 99.9\n",
+        "      availability: 99.9\n      window: 1d\n",
+        "SLO window 1d must be between 3d and 400d",
+    ),
+    "target-feature": ("target: label", "target: income", "also listed as an input feature"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_semantic_rules(cli: Callable[..., Result], project: Path, case: str) -> None:
+    old, new, message = CASES[case]
+    text = spec_text()
+    assert old in text
+    path = write(project, "demo.yaml", text.replace(old, new, 1))
+    result = cli("validate", path)
+    assert result.code == 1, result.out
+    assert message in result.out, result.out
+    assert "specs/demo.yaml:" in result.out
+
+
+def test_duplicate_model_names_across_files(cli: Callable[..., Result], project: Path) -> None:
+    write(project, "a.yaml", spec_text("twin"))
+    write(project, "b.yaml", spec_text("twin"))
+    result = cli("validate", project / "specs")
+    assert result.code == 1
+    assert "b.yaml:4:9: error: model 'twin' is already defined in" in result.out
+    assert "a.yaml (line 4); model names must be unique per namespace" in result.out
+
+
+def test_overlay_names_must_be_declared(cli: Callable[..., Result], project: Path) -> None:
+    path = write(
+        project, "demo.yaml", spec_text() + "  environments:\n    stagign: {serving: {port: 8081}}\n"
+    )
+    result = cli("validate", path)
+    assert result.code == 1
+    assert "demo.yaml:27:5: error: spec.environments: environment 'stagign' is not declared" in result.out
+    assert "did you mean 'staging'?" in result.out
+
+
+def test_overlay_errors_point_at_the_overlay(cli: Callable[..., Result], project: Path) -> None:
+    path = write(
+        project, "demo.yaml", spec_text() + "  environments:\n    production:\n      serving: {port: http}\n"
+    )
+    result = cli("validate", path)
+    assert result.code == 1
+    assert "demo.yaml:28:23: error: spec.serving.port: input should be a valid integer" in result.out
+
+
+def test_policy_severity_warning_does_not_fail(cli: Callable[..., Result], project: Path) -> None:
+    text = spec_text().replace("    alerts:\n      runbook: https://runbooks.example/demo-model\n", "")
+    path = write(project, "demo.yaml", text)
+    result = cli("validate", path)
+    assert result.code == 0, result.out
+    assert "warning: policy 'production-runbook' (production): needs a runbook URL" in result.out
+    assert cli("validate", "--strict", path).code == 1
+
+
+def test_policy_only_applies_to_its_environments(cli: Callable[..., Result], project: Path) -> None:
+    text = spec_text() + "  environments:\n    staging: {serving: {replicas: {min: 1, max: 1}}}\n"
+    assert cli("validate", write(project, "demo.yaml", text)).code == 0
+    text = spec_text() + "  environments:\n    production: {serving: {replicas: {min: 1, max: 1}}}\n"
+    result = cli("validate", write(project, "demo.yaml", text))
+    assert result.code == 1
+    assert (
+        "policy 'production-high-availability' (production): replicas.min is 1, needs at least 2"
+        in result.out
+    )
+
+
+def test_project_file_errors_are_located(cli: Callable[..., Result], project: Path) -> None:
+    project_file = project / "specs" / "modelops.yaml"
+    text = project_file.read_text().replace(
+        "environments: [production]\n    severity: error", "environments: [prod]\n    severity: error"
+    )
+    project_file.write_text(text)
+    result = cli("validate", project / "specs")
+    assert result.code == 1
+    assert "modelops.yaml:" in result.out
+    assert "policy 'production-high-availability' names environment 'prod'" in result.out
+
+
+def test_json_format(cli: Callable[..., Result], project: Path) -> None:
+    path = write(project, "demo.yaml", spec_text().replace("{min: 2, max: 4}", "{min: 4, max: 2}"))
+    result = cli("validate", "--format", "json", path)
+    assert result.code == 1
+    payload = json.loads(result.out)
+    assert payload["valid"] is False
+    (diag,) = payload["diagnostics"]
+    assert diag["line"] == 20 and diag["severity"] == "error" and diag["file"].endswith("specs/demo.yaml")
+
+
+def test_json_format_lists_resolved_models(cli: Callable[..., Result]) -> None:
+    payload = json.loads(cli("validate", "--format", "json", "specs").out)
+    assert payload["valid"] is True
+    assert {(m["name"], m["environment"]) for m in payload["models"]} == {
+        ("credit-default", "staging"),
+        ("credit-default", "production"),
+        ("loan-risk-score", "staging"),
+        ("loan-risk-score", "production"),
+    }
+
+
+def test_github_annotations(cli: Callable[..., Result], project: Path) -> None:
+    path = write(project, "demo.yaml", spec_text().replace("name: demo-model", "name: Demo"))
+    result = cli("validate", "--format", "github", path)
+    assert result.code == 1
+    line = result.out.splitlines()[0]
+    assert line.startswith("::error file=")
+    assert (
+        "demo.yaml,line=4,col=9,title=modelops invalid::metadata.name: 'Demo' is not a DNS-1123 label" in line
+    )
+
+
+def test_no_color_is_respected(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from compiler.cli.report import use_color
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert use_color(Tty())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not use_color(Tty())
+    assert not use_color(io.StringIO())
+
+
+def test_version(cli: Callable[..., Result]) -> None:
+    from compiler import __version__
+
+    assert cli("version").out.strip() == f"modelops {__version__}"
