@@ -1,0 +1,1 @@
+"""The compiled output as an ordered list of files, its serialisation and its writer."""

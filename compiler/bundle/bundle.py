@@ -1,0 +1,32 @@
+"""Bundle: the whole compiled output as (relative path, bytes), ordered and duplicate-free."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Bundle:
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def add(self, path: str, content: bytes) -> None:
+        if path in self.files:
+            raise ValueError(f"two outputs want the same path {path!r}")
+        if path.startswith("/") or ".." in path.split("/"):
+            raise ValueError(f"output path {path!r} must stay inside the output directory")
+        self.files[path] = content
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        for path in sorted(self.files):
+            yield path, self.files[path]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for path, content in self:
+            h.update(path.encode() + b"\0" + hashlib.sha256(content).digest())
+        return h.hexdigest()

@@ -1,0 +1,170 @@
+"""Lay rendered objects out as the generated/ tree that kustomize, Argo CD and Flux consume.
+
+generated/<env>/kustomization.yaml               every file of the environment
+generated/<env>/<namespace>/namespace.yaml       when the project asks for namespaces
+generated/<env>/<namespace>/<model>/*.yaml       one object per file, plus a kustomization
+generated/argocd/applicationset-<env>.yaml       one Argo CD Application per model directory
+generated/flux/kustomization-<env>.yaml          one Flux Kustomization per environment
+generated/.modelops-manifest.json                what modelops wrote (lets it replace the tree safely)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from compiler.bundle.bundle import Bundle
+from compiler.bundle.serialize import to_yaml
+from compiler.resolve.resolved import ResolvedModel
+from compiler.spec.project import GitOps, Project
+from compiler.targets.kubernetes import namespace_object, render_model
+from compiler.targets.kubernetes.labels import Stamp
+
+MANIFEST = ".modelops-manifest.json"
+SYNC_DIRS = ("argocd", "flux")
+KUSTOMIZATION = "kustomization.yaml"
+
+
+def _kustomization(resources: Iterable[str]) -> bytes:
+    return to_yaml(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": sorted(resources),
+        }
+    )
+
+
+def environment_paths(environment: str) -> tuple[str, ...]:
+    """Path prefixes that belong to one environment (for compiling one environment alone)."""
+    return (
+        f"{environment}/",
+        f"argocd/applicationset-{environment}.yaml",
+        f"flux/kustomization-{environment}.yaml",
+    )
+
+
+def build_bundle(
+    models: list[ResolvedModel], project: Project, stamp: Stamp, environments: list[str]
+) -> Bundle:
+    """Every output file for the chosen environments (pure: no I/O)."""
+    bundle = Bundle()
+    for environment in environments:
+        env_models = sorted((m for m in models if m.environment == environment), key=lambda m: m.key)
+        env_files: list[str] = []
+        env_config = project.environment(environment)
+        if env_config is not None and env_config.createNamespace:
+            path = f"{env_config.namespace}/namespace.yaml"
+            bundle.add(
+                f"{environment}/{path}",
+                to_yaml(namespace_object(env_config.namespace, project.metadata.name)),
+            )
+            env_files.append(path)
+        for model in env_models:
+            directory = f"{model.namespace}/{model.name}"
+            names = []
+            for rendered in render_model(model, stamp):
+                bundle.add(f"{environment}/{directory}/{rendered.filename}", to_yaml(rendered.body))
+                names.append(rendered.filename)
+                env_files.append(f"{directory}/{rendered.filename}")
+            bundle.add(f"{environment}/{directory}/{KUSTOMIZATION}", _kustomization(names))
+        bundle.add(f"{environment}/{KUSTOMIZATION}", _kustomization(env_files))
+        bundle.add(
+            f"argocd/applicationset-{environment}.yaml", to_yaml(_application_set(project, environment))
+        )
+        bundle.add(
+            f"flux/kustomization-{environment}.yaml", to_yaml(_flux_kustomization(project, environment))
+        )
+    return bundle
+
+
+def _application_set(project: Project, environment: str) -> dict[str, Any]:
+    """One Argo CD Application per model directory: fast, isolated syncs."""
+    gitops: GitOps = project.gitops
+    base = gitops.path.strip("/")
+    depth = len(base.split("/")) if base else 0
+    namespace_segment = f"{{{{ index .path.segments {depth + 1} }}}}"
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": {
+            "name": f"{project.metadata.name}-{environment}",
+            "namespace": gitops.argocdNamespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "modelops",
+                "app.kubernetes.io/part-of": project.metadata.name,
+            },
+        },
+        "spec": {
+            "goTemplate": True,
+            "goTemplateOptions": ["missingkey=error"],
+            "generators": [
+                {
+                    "git": {
+                        "repoURL": gitops.repoURL,
+                        "revision": gitops.revision,
+                        "directories": [{"path": "/".join(p for p in (base, environment, "*", "*") if p)}],
+                    }
+                }
+            ],
+            "template": {
+                "metadata": {"name": f"{environment}-{{{{ .path.basename }}}}"},
+                "spec": {
+                    "project": gitops.argocdProject,
+                    "source": {
+                        "repoURL": gitops.repoURL,
+                        "targetRevision": gitops.revision,
+                        "path": "{{ .path.path }}",
+                    },
+                    "destination": {
+                        "server": "https://kubernetes.default.svc",
+                        "namespace": namespace_segment,
+                    },
+                    "syncPolicy": {
+                        "automated": {"prune": True, "selfHeal": True},
+                        "syncOptions": ["CreateNamespace=true", "ServerSideApply=true"],
+                    },
+                },
+            },
+        },
+    }
+
+
+def _flux_kustomization(project: Project, environment: str) -> dict[str, Any]:
+    gitops = project.gitops
+    base = gitops.path.strip("/")
+    return {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {
+            "name": f"{project.metadata.name}-{environment}",
+            "namespace": gitops.fluxNamespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "modelops",
+                "app.kubernetes.io/part-of": project.metadata.name,
+            },
+        },
+        "spec": {
+            "interval": "5m",
+            "path": "./" + "/".join(p for p in (base, environment) if p),
+            "prune": True,
+            "wait": True,
+            "timeout": "5m",
+            "sourceRef": {"kind": "GitRepository", "name": gitops.fluxSource},
+        },
+    }
+
+
+def with_manifest(files: dict[str, bytes]) -> dict[str, bytes]:
+    """Add the manifest that marks the tree as written by modelops and lists its files."""
+    listing = {
+        path: hashlib.sha256(content).hexdigest()
+        for path, content in sorted(files.items())
+        if path != MANIFEST
+    }
+    manifest = {"generator": "modelops", "files": listing}
+    result = {path: content for path, content in files.items() if path != MANIFEST}
+    result[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return result

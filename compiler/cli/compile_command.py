@@ -1,0 +1,87 @@
+"""`modelops compile`: validate, render, then write generated/ atomically or check it is fresh."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from compiler.bundle.layout import build_bundle, environment_paths, with_manifest
+from compiler.bundle.writer import TreeChanges, compare, read_tree, write_tree
+from compiler.cli.report import print_diagnostics
+from compiler.pipeline import check
+from compiler.targets.kubernetes.labels import Stamp
+
+EXIT_OK, EXIT_STALE = 0, 1
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    paths = args.paths or [Path("specs")]
+    checked = check(paths, args.project, args.environments)
+    errors = [d for d in checked.diagnostics if d.is_error]
+    if errors or checked.catalog is None:
+        print_diagnostics(checked.diagnostics, args.format)
+        print("compile stopped: fix the errors above; nothing was written", file=sys.stderr)
+        return 1
+    catalog = checked.catalog
+    project = catalog.project
+    if args.format == "text":
+        print_diagnostics(checked.diagnostics, "text")  # warnings only, if any
+    stamp_enabled = project.output.stamp if args.stamp is None else args.stamp
+    commit = None
+    if stamp_enabled:
+        from compiler.gitops.stamp import commit_stamp
+
+        commit = commit_stamp(catalog.project_file.parent)
+    environments = args.environments or [env.name for env in project.environments]
+    bundle = build_bundle(checked.models, project, Stamp(commit), environments)
+    out: Path = args.out if args.out is not None else catalog.root / "generated"
+    existing = read_tree(out)
+    files = dict(bundle.files)
+    if args.environments:  # keep what belongs to the environments we are not compiling
+        ours = tuple(p for env in environments for p in environment_paths(env))
+        files.update({p: c for p, c in existing.items() if not p.startswith(ours) and p not in files})
+    files = with_manifest(files)
+    if args.check:
+        changes = compare(files, existing)
+        _report(changes, out, args.format, check=True, models=len(checked.models))
+        return EXIT_STALE if changes.any else EXIT_OK
+    changes = write_tree(files, out)
+    _report(changes, out, args.format, check=False, models=len(checked.models), total=len(files))
+    return EXIT_OK
+
+
+def _report(changes: TreeChanges, out: Path, fmt: str, *, check: bool, models: int, total: int = 0) -> None:
+    if fmt == "json":
+        payload = {
+            "output": str(out),
+            "check": check,
+            "stale": changes.any if check else None,
+            "added": changes.added,
+            "changed": changes.changed,
+            "removed": changes.removed,
+            "models": models,
+        }
+        print(json.dumps(payload, indent=2, sort_keys=True))
+        return
+    if check:  # a write lists nothing per file: `git status` shows that better
+        for label, paths in (
+            ("added", changes.added),
+            ("changed", changes.changed),
+            ("removed", changes.removed),
+        ):
+            for path in paths:
+                if fmt == "github":
+                    where = f"{out.name}/{path}"
+                    print(f"::error file={where},title=modelops stale::{where} would be {label}")
+                else:
+                    print(f"would be {label}: {out.name}/{path}")
+    counts = f"{len(changes.added)} added, {len(changes.changed)} changed, {len(changes.removed)} removed"
+    if check:
+        if changes.any:
+            print(f"{out} is stale ({counts}); run `modelops compile` and commit the result")
+        else:
+            print(f"{out} is up to date ({models} model environments)")
+    else:
+        print(f"compiled {models} model environments into {out}: {total} files ({counts})")

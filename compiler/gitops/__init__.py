@@ -1,0 +1,1 @@
+"""Git access through GitPython: commit stamps now; compiling at a ref later."""

@@ -1,0 +1,1 @@
+"""The metrics contract: the one place that names what the serving runtime exports."""

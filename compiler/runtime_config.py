@@ -1,0 +1,84 @@
+"""The serving runtime's configuration: what the compiled ConfigMap carries and `serve` reads.
+
+One schema for both sides, so a file that works in the pod works on a laptop.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from compiler.metrics.contract import latency_buckets
+from compiler.resolve.resolved import ResolvedModel
+
+CONFIG_KEY = "runtime.yaml"
+CONFIG_DIR = "/etc/modelops"
+
+
+class RuntimeFeature(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    type: Literal["float", "int", "bool", "string"]
+
+
+class RuntimeModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    version: str
+    task: Literal["classification", "regression"]
+    framework: str
+    uri: str
+    sha256: str | None = None
+    features: list[RuntimeFeature] = Field(default_factory=list)
+
+
+class RuntimeServer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    port: int
+    metricsPort: int
+
+
+class RuntimeMetrics(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    latencyBuckets: list[float]
+    sloLatencyThresholdSeconds: float | None = None
+    driftPsiWarning: float | None = None
+    driftPsiCritical: float | None = None
+
+
+class RuntimeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    apiVersion: Literal["modelops.dev/v1alpha1"] = "modelops.dev/v1alpha1"
+    kind: Literal["RuntimeConfig"] = "RuntimeConfig"
+    environment: str
+    namespace: str
+    model: RuntimeModel
+    server: RuntimeServer
+    metrics: RuntimeMetrics
+
+
+def runtime_config_for(model: ResolvedModel) -> RuntimeConfig:
+    slo = model.monitoring.slo
+    threshold = slo.latency.threshold.seconds if slo is not None and slo.latency is not None else None
+    psi = model.monitoring.drift.psi if model.monitoring.drift is not None else None
+    return RuntimeConfig(
+        environment=model.environment,
+        namespace=model.namespace,
+        model=RuntimeModel(
+            name=model.name,
+            version=model.model.version.text,
+            task=model.model.task,
+            framework=model.model.framework,
+            uri=model.model.uri.text,
+            sha256=model.model.sha256,
+            features=[RuntimeFeature(name=f.name, type=f.type) for f in model.model.features],
+        ),
+        server=RuntimeServer(port=model.serving.port, metricsPort=model.serving.metricsPort),
+        metrics=RuntimeMetrics(
+            latencyBuckets=list(latency_buckets(threshold)),
+            sloLatencyThresholdSeconds=threshold,
+            driftPsiWarning=psi.warning if psi else None,
+            driftPsiCritical=psi.critical if psi else None,
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Renderers: pure functions from the resolved IR to objects for one target system."""

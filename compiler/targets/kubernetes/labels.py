@@ -1,0 +1,58 @@
+"""Labels and annotations shared by every object of a model."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from compiler.resolve.resolved import ResolvedModel
+
+MANAGED_BY = "modelops"
+GROUP = "modelops.dev"
+SOURCE_ANNOTATION = f"{GROUP}/source"
+COMMIT_ANNOTATION = f"{GROUP}/commit"
+CONFIG_CHECKSUM_ANNOTATION = f"{GROUP}/config-checksum"
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """Where the output came from; `commit` is None when stamping is off or outside Git."""
+
+    commit: str | None = None
+
+
+def label_value(text: str) -> str:
+    """A valid label value from free text (a version's '+build' is not allowed in labels)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63]
+    return cleaned.strip("_.-")
+
+
+def selector_labels(model: ResolvedModel) -> dict[str, str]:
+    """Labels that never change for the life of a model: Deployment selectors are immutable."""
+    return {
+        "app.kubernetes.io/name": model.name,
+        "app.kubernetes.io/instance": f"{model.name}-{model.environment}"[:63].rstrip("-"),
+    }
+
+
+def common_labels(model: ResolvedModel, component: str = "model-server") -> dict[str, str]:
+    labels = dict(model.labels)
+    labels.update(selector_labels(model))
+    labels.update(
+        {
+            "app.kubernetes.io/version": label_value(model.model.version.text),
+            "app.kubernetes.io/component": component,
+            "app.kubernetes.io/part-of": model.project,
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            f"{GROUP}/team": model.team,
+            f"{GROUP}/environment": model.environment,
+        }
+    )
+    return labels
+
+
+def common_annotations(model: ResolvedModel, stamp: Stamp) -> dict[str, str]:
+    annotations = {SOURCE_ANNOTATION: model.source}
+    if stamp.commit is not None:
+        annotations[COMMIT_ANNOTATION] = stamp.commit
+    return annotations
