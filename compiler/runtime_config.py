@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from compiler.metrics.contract import latency_buckets
 from compiler.resolve.resolved import ResolvedModel
 
-CONFIG_KEY = "runtime.yaml"
+CONFIG_KEY = "runtime.json"
 CONFIG_DIR = "/etc/modelops"
 
 

@@ -101,6 +101,14 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(a))
 
 
+def _link(source: Path, target: Path) -> bool:
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    return True
+
+
 def _old_tree(out: Path) -> Path:
     return out.with_name(f".{out.name}.old")
 
@@ -122,12 +130,18 @@ def write_tree(files: dict[str, bytes], out: Path) -> TreeChanges:
     with _locked(out):
         _remove_leftovers(out)
         _ensure_ours(out)
-        changes = compare(files, read_tree(out))
+        existing = read_tree(out)
+        changes = compare(files, existing)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
+            made: set[Path] = set()
             for relative, content in sorted(files.items()):
                 target = staging / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.parent not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
+                if existing.get(relative) == content and _link(out / relative, target):
+                    continue  # unchanged: share the old file's inode instead of writing it again
                 target.write_bytes(content)
             staging.chmod(0o755)
             if not out.exists():

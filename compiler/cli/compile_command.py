@@ -10,6 +10,7 @@ from pathlib import Path
 from compiler.bundle.layout import build_bundle, environment_paths, with_manifest
 from compiler.bundle.writer import TreeChanges, compare, read_tree, write_tree
 from compiler.cli.report import print_diagnostics
+from compiler.errors import UsageError
 from compiler.pipeline import check
 from compiler.targets.kubernetes.labels import Stamp
 
@@ -47,7 +48,12 @@ def run_compile(args: argparse.Namespace) -> int:
         changes = compare(files, existing)
         _report(changes, out, args.format, check=True, models=len(checked.models))
         return EXIT_STALE if changes.any else EXIT_OK
-    changes = write_tree(files, out)
+    try:
+        changes = write_tree(files, out)
+    except OSError as err:  # full disk, permissions: the old tree is intact, say so
+        raise UsageError(
+            f"cannot write {out}: {err.strerror or err}; the previous tree was left as it was"
+        ) from err
     _report(changes, out, args.format, check=False, models=len(checked.models), total=len(files))
     return EXIT_OK
 

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.bundle.serialize import to_yaml
+from compiler.bundle.serialize import to_json
 from compiler.resolve.resolved import ResolvedModel
 from compiler.runtime_config import CONFIG_DIR, CONFIG_KEY, runtime_config_for
 from compiler.spec.types import Quantity
@@ -77,12 +77,13 @@ def service_account(model: ResolvedModel, stamp: Stamp) -> Obj:
 
 
 def config_map(model: ResolvedModel, stamp: Stamp) -> Obj:
-    config = runtime_config_for(model).model_dump(mode="json")
+    # JSON (a subset of YAML) so that the runtime reads it with the standard library alone.
+    config = to_json(runtime_config_for(model).model_dump(mode="json")).decode()
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(model, f"{model.name}-config", stamp),
-        "data": {CONFIG_KEY: to_yaml(config).decode()},
+        "data": {CONFIG_KEY: config},
     }
 
 
@@ -334,7 +335,7 @@ def service_monitor(model: ResolvedModel, stamp: Stamp) -> Obj:
 def render_model(model: ResolvedModel, stamp: Stamp) -> list[RenderedObject]:
     """Every Kubernetes object of one model in one environment, with its file name."""
     config = config_map(model, stamp)
-    checksum = hashlib.sha256(to_yaml(config["data"])).hexdigest()
+    checksum = hashlib.sha256(config["data"][CONFIG_KEY].encode()).hexdigest()
     candidates: list[tuple[str, Obj | None]] = [
         ("serviceaccount.yaml", service_account(model, stamp)),
         ("configmap.yaml", config),
