@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SETUP  := $(VENV)/.installed
 
-.PHONY: setup demo validate compile check test lint typecheck unit bench schema clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup tools demo validate compile check test lint typecheck unit bench schema clean
 
 $(SETUP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +15,12 @@ $(SETUP): pyproject.toml
 	touch $(SETUP)
 
 setup: $(SETUP)
+
+## System tools the tests run for real: promtool and prometheus (Debian package `prometheus`).
+tools:
+	@command -v promtool >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
 
 ## The main job: validate and compile the bundled specs into generated/.
 demo: setup
@@ -38,7 +46,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup
+unit: setup tools
 	$(BIN)/pytest
 
 bench: setup

@@ -35,6 +35,11 @@ def test_layout(cli: Callable[..., Result], project: Path) -> None:
     model_dir = "production/ml-production/credit-default"
     assert {p.rsplit("/", 1)[1] for p in files if p.startswith(model_dir + "/")} == {
         "configmap.yaml",
+        "dashboard.json",
+        "dashboard-configmap.yaml",
+        "prometheusrule.yaml",
+        "rules.yaml",
+        "rules.test.yaml",
         "deployment.yaml",
         "hpa.yaml",
         "kustomization.yaml",
@@ -53,7 +58,9 @@ def test_layout(cli: Callable[..., Result], project: Path) -> None:
     objects = {
         p.removeprefix("production/")
         for p in files
-        if p.startswith("production/") and not p.endswith("kustomization.yaml")
+        if p.startswith("production/")
+        and p.endswith(".yaml")
+        and not p.endswith(("kustomization.yaml", "rules.yaml", "rules.test.yaml"))
     }
     assert set(env_kustomization["resources"]) == objects
     for path in objects:

@@ -21,8 +21,14 @@ from compiler.bundle.bundle import Bundle
 from compiler.bundle.serialize import to_yaml
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.project import GitOps, Project
+from compiler.targets.grafana.dashboards import model_dashboard, overview_dashboard, to_json_bytes
+from compiler.targets.grafana.objects import dashboard_config_map, overview_config_map
+from compiler.targets.grafana.uids import model_dashboard_uid, overview_dashboard_uid
 from compiler.targets.kubernetes import namespace_object, render_model
 from compiler.targets.kubernetes.labels import Stamp
+from compiler.targets.prometheus.objects import prometheus_rule
+from compiler.targets.prometheus.rules import rule_file, rule_groups
+from compiler.targets.prometheus.unittests import unit_tests
 
 MANIFEST = ".modelops-manifest.json"
 SYNC_DIRS = ("argocd", "flux")
@@ -51,16 +57,48 @@ def environment_paths(environment: str) -> tuple[str, ...]:
 PARALLEL_THRESHOLD = 200  # below this, starting worker processes costs more than it saves
 
 
-def _model_files(job: tuple[ResolvedModel, Stamp]) -> list[tuple[str, bytes]]:
-    """Rendered and serialised objects of one model, by file name in its directory."""
-    model, stamp = job
-    return [(rendered.filename, to_yaml(rendered.body)) for rendered in render_model(model, stamp)]
+# (file name in the model's directory, content, whether it is a Kubernetes object)
+ModelFile = tuple[str, bytes, bool]
+# (file name, the document before serialisation, whether it is a Kubernetes object)
+ModelDocument = tuple[str, dict[str, Any], bool]
+Job = tuple[ResolvedModel, Stamp, tuple[tuple[str, str], ...]]
 
 
-def render_all(models: list[ResolvedModel], stamp: Stamp) -> list[list[tuple[str, bytes]]]:
+def model_documents(job: Job) -> list[ModelDocument]:
+    """Every document of one model in one environment: objects, rules and tests, dashboard."""
+    model, stamp, environments = job
+    docs: list[ModelDocument] = [(r.filename, r.body, True) for r in render_model(model, stamp)]
+    groups = rule_groups(model)
+    dashboard = model_dashboard(model, list(environments))
+    uid = model_dashboard_uid(model.environment, model.name)
+    docs += [
+        ("prometheusrule.yaml", prometheus_rule(model, groups, stamp), True),
+        ("rules.yaml", rule_file(groups), False),
+        ("rules.test.yaml", unit_tests(model, groups), False),
+        ("dashboard.json", dashboard, False),
+        (
+            "dashboard-configmap.yaml",
+            dashboard_config_map(model, to_json_bytes(dashboard).decode(), uid, stamp),
+            True,
+        ),
+    ]
+    return docs
+
+
+def serialise(filename: str, document: dict[str, Any]) -> bytes:
+    return to_json_bytes(document) if filename.endswith(".json") else to_yaml(document)
+
+
+def _model_files(job: Job) -> list[ModelFile]:
+    return [(name, serialise(name, doc), is_object) for name, doc, is_object in model_documents(job)]
+
+
+def render_all(
+    models: list[ResolvedModel], stamp: Stamp, environments: tuple[tuple[str, str], ...]
+) -> list[list[ModelFile]]:
     """Render every model, on every core when there are many: serialisation is CPU-bound."""
     workers = min(os.cpu_count() or 1, 8)
-    jobs = [(model, stamp) for model in models]
+    jobs = [(model, stamp, environments) for model in models]
     if len(jobs) < PARALLEL_THRESHOLD or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [_model_files(job) for job in jobs]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -73,7 +111,8 @@ def build_bundle(
     """Every output file for the chosen environments (no I/O; the same bytes on every run)."""
     bundle = Bundle()
     chosen = sorted((m for m in models if m.environment in environments), key=lambda m: m.key)
-    rendered = dict(zip((m.key for m in chosen), render_all(chosen, stamp), strict=True))
+    names = tuple((env.name, env.namespace) for env in project.environments)
+    rendered = dict(zip((m.key for m in chosen), render_all(chosen, stamp, names), strict=True))
     for environment in environments:
         env_models = sorted((m for m in models if m.environment == environment), key=lambda m: m.key)
         env_files: list[str] = []
@@ -87,12 +126,15 @@ def build_bundle(
             env_files.append(path)
         for model in env_models:
             directory = f"{model.namespace}/{model.name}"
-            names = []
-            for filename, content in rendered[model.key]:
+            objects = []
+            for filename, content, is_object in rendered[model.key]:
                 bundle.add(f"{environment}/{directory}/{filename}", content)
-                names.append(filename)
-                env_files.append(f"{directory}/{filename}")
-            bundle.add(f"{environment}/{directory}/{KUSTOMIZATION}", _kustomization(names))
+                if is_object:
+                    objects.append(filename)
+                    env_files.append(f"{directory}/{filename}")
+            bundle.add(f"{environment}/{directory}/{KUSTOMIZATION}", _kustomization(objects))
+        if env_config is not None and env_models:
+            env_files += _overview(bundle, environment, env_config.namespace, env_models, project, names)
         bundle.add(f"{environment}/{KUSTOMIZATION}", _kustomization(env_files))
         bundle.add(
             f"argocd/applicationset-{environment}.yaml", to_yaml(_application_set(project, environment))
@@ -101,6 +143,24 @@ def build_bundle(
             f"flux/kustomization-{environment}.yaml", to_yaml(_flux_kustomization(project, environment))
         )
     return bundle
+
+
+def _overview(
+    bundle: Bundle,
+    environment: str,
+    namespace: str,
+    env_models: list[ResolvedModel],
+    project: Project,
+    environments: tuple[tuple[str, str], ...],
+) -> list[str]:
+    """The environment's overview dashboard, beside the namespace's model directories."""
+    dashboard = to_json_bytes(overview_dashboard(environment, namespace, env_models, list(environments)))
+    uid = overview_dashboard_uid(environment)
+    configmap = overview_config_map(environment, namespace, project.metadata.name, dashboard.decode(), uid)
+    bundle.add(f"{environment}/{namespace}/overview-dashboard.json", dashboard)
+    path = f"{namespace}/overview-dashboard-configmap.yaml"
+    bundle.add(f"{environment}/{path}", to_yaml(configmap))
+    return [path]
 
 
 def _application_set(project: Project, environment: str) -> dict[str, Any]:

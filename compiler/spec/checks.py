@@ -13,6 +13,9 @@ from compiler.spec.model import (
 from compiler.spec.types import Duration
 from compiler.spec.yamlsource import PathKey, PositionMap
 
+RESERVED_ALERT_LABELS = frozenset(
+    {"severity", "team", "model", "namespace", "environment", "slo", "feature", "alertname"}
+)
 SHORTEST_SLO_WINDOW = Duration("3d", 3 * 86_400_000)  # the longest burn-rate alert window
 LONGEST_SLO_WINDOW = Duration("400d", 400 * 86_400_000)
 
@@ -82,6 +85,13 @@ def check_model(spec: ModelSpec, positions: PositionMap, file: str) -> list[Diag
     _check_gates(spec, out)
 
     monitoring = spec.spec.monitoring
+    for name in monitoring.alerts.labels:
+        if name in RESERVED_ALERT_LABELS:
+            out.error(
+                ("spec", "monitoring", "alerts", "labels", name),
+                f"alert label {name!r} is set by modelops itself; choose another name",
+                key=True,
+            )
     if monitoring.slo is not None:
         window = monitoring.slo.window
         if not SHORTEST_SLO_WINDOW <= window <= LONGEST_SLO_WINDOW:

@@ -167,7 +167,12 @@ class Drift(SpecModel):
 
 class Alerts(SpecModel):
     runbook: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
-    labels: dict[PrometheusLabelName, str] = Field(default_factory=dict)
+    labels: dict[PrometheusLabelName, str] = Field(
+        default_factory=dict, description="Added to every alert, e.g. for Alertmanager routing"
+    )
+    invalidInputRatio: float = Field(
+        default=0.05, gt=0, lt=1, description="Share of invalid requests that raises an alert"
+    )
 
 
 class Monitoring(SpecModel):

@@ -56,3 +56,13 @@ def common_annotations(model: ResolvedModel, stamp: Stamp) -> dict[str, str]:
     if stamp.commit is not None:
         annotations[COMMIT_ANNOTATION] = stamp.commit
     return annotations
+
+
+def object_metadata(model: ResolvedModel, name: str, stamp: Stamp) -> dict[str, object]:
+    """metadata of an object that belongs to one model in one environment."""
+    return {
+        "name": name,
+        "namespace": model.namespace,
+        "labels": common_labels(model),
+        "annotations": common_annotations(model, stamp),
+    }

@@ -18,8 +18,8 @@ from compiler.spec.types import Quantity
 from compiler.targets.kubernetes.labels import (
     CONFIG_CHECKSUM_ANNOTATION,
     Stamp,
-    common_annotations,
     common_labels,
+    object_metadata,
     selector_labels,
 )
 
@@ -38,15 +38,6 @@ class RenderedObject:
 
     filename: str
     body: Obj
-
-
-def _metadata(model: ResolvedModel, name: str, stamp: Stamp) -> Obj:
-    return {
-        "name": name,
-        "namespace": model.namespace,
-        "labels": common_labels(model),
-        "annotations": common_annotations(model, stamp),
-    }
 
 
 def namespace_object(name: str, project: str) -> Obj:
@@ -71,7 +62,7 @@ def service_account(model: ResolvedModel, stamp: Stamp) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _metadata(model, model.name, stamp),
+        "metadata": object_metadata(model, model.name, stamp),
         "automountServiceAccountToken": False,
     }
 
@@ -82,7 +73,7 @@ def config_map(model: ResolvedModel, stamp: Stamp) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(model, f"{model.name}-config", stamp),
+        "metadata": object_metadata(model, f"{model.name}-config", stamp),
         "data": {CONFIG_KEY: config},
     }
 
@@ -232,7 +223,7 @@ def deployment(model: ResolvedModel, stamp: Stamp, config_checksum: str) -> Obj:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(model, model.name, stamp),
+        "metadata": object_metadata(model, model.name, stamp),
         "spec": spec,
     }
 
@@ -241,7 +232,7 @@ def service(model: ResolvedModel, stamp: Stamp) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(model, model.name, stamp),
+        "metadata": object_metadata(model, model.name, stamp),
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(model),
@@ -265,7 +256,7 @@ def horizontal_pod_autoscaler(model: ResolvedModel, stamp: Stamp) -> Obj | None:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(model, model.name, stamp),
+        "metadata": object_metadata(model, model.name, stamp),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": model.name},
             "minReplicas": model.serving.replicas.min,
@@ -290,7 +281,7 @@ def pod_disruption_budget(model: ResolvedModel, stamp: Stamp) -> Obj | None:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _metadata(model, model.name, stamp),
+        "metadata": object_metadata(model, model.name, stamp),
         "spec": {
             "maxUnavailable": 1,
             "selector": {"matchLabels": selector_labels(model)},
@@ -303,7 +294,7 @@ def network_policy(model: ResolvedModel, stamp: Stamp) -> Obj:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(model, model.name, stamp),
+        "metadata": object_metadata(model, model.name, stamp),
         "spec": {
             "podSelector": {"matchLabels": selector_labels(model)},
             "policyTypes": ["Ingress"],
@@ -323,7 +314,7 @@ def service_monitor(model: ResolvedModel, stamp: Stamp) -> Obj:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": _metadata(model, model.name, stamp),
+        "metadata": object_metadata(model, model.name, stamp),
         "spec": {
             "selector": {"matchLabels": selector_labels(model)},
             "namespaceSelector": {"matchNames": [model.namespace]},

@@ -1,0 +1,355 @@
+"""ResolvedModel -> Grafana dashboard JSON, built with grafana-foundation-sdk (pure).
+
+The SDK checks single fields; the whole dashboard (grid overlaps, uids) is ours to check,
+so panels are placed by one small grid cursor and tests verify no two overlap.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_models
+from grafana_foundation_sdk.models import dashboard as models
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from compiler.metrics import contract
+from compiler.metrics.contract import le_label, sli_error_ratio
+from compiler.resolve.resolved import ResolvedModel
+from compiler.targets.grafana.uids import model_dashboard_uid, overview_dashboard_uid
+from compiler.targets.prometheus.promql import number, string_literal
+from compiler.targets.prometheus.rules import slos
+
+DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
+GRID_WIDTH = 24
+NAMESPACE_VARIABLE = "environment"
+RATE = "$__rate_interval"
+
+
+class _Grid:
+    """Places panels left to right, top to bottom, so they never overlap."""
+
+    def __init__(self) -> None:
+        self.x = 0
+        self.y = 0
+        self.row_height = 0
+
+    def row(self) -> models.GridPos:
+        self.newline()
+        position = models.GridPos(h=1, w=GRID_WIDTH, x=0, y=self.y)
+        self.y += 1
+        return position
+
+    def place(self, w: int, h: int) -> models.GridPos:
+        if self.x + w > GRID_WIDTH:
+            self.newline()
+        position = models.GridPos(h=h, w=w, x=self.x, y=self.y)
+        self.x += w
+        self.row_height = max(self.row_height, h)
+        return position
+
+    def newline(self) -> None:
+        if self.x:
+            self.y += self.row_height
+        self.x = 0
+        self.row_height = 0
+
+
+def _query(expr: str, legend: str = "", *, instant: bool = False, ref: str = "A") -> prometheus.Dataquery:
+    query = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE)
+    if legend:
+        query = query.legend_format(legend)
+    if instant:
+        query = query.instant().format(PromQueryFormat.TABLE)
+    return query
+
+
+def _thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
+    return (
+        dash.ThresholdsConfig()
+        .mode(models.ThresholdsMode.ABSOLUTE)
+        .steps([models.Threshold(value=value, color=color) for value, color in steps])
+    )
+
+
+def _timeseries(
+    title: str, queries: list[prometheus.Dataquery], unit: str, grid: _Grid, w: int = 12, h: int = 8
+) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .grid_pos(grid.place(w, h))
+        .legend(
+            common_builders.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(common_models.LegendDisplayMode.LIST)
+            .placement(common_models.LegendPlacement.BOTTOM)
+        )
+    )
+    for index, query in enumerate(queries):
+        panel = panel.with_target(query.ref_id(chr(ord("A") + index)))
+    return panel
+
+
+def _stat(
+    title: str,
+    expr: str,
+    unit: str,
+    grid: _Grid,
+    thresholds: dash.ThresholdsConfig,
+    size: tuple[int, int] = (6, 5),
+) -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .grid_pos(grid.place(*size))
+        .thresholds(thresholds)
+        .with_target(_query(expr))
+    )
+
+
+def _variables(board: dash.Dashboard, environments: list[tuple[str, str]], current: str) -> dash.Dashboard:
+    """Datasource, and environment (shown by name, its value the namespace queries select)."""
+    namespace = dict(environments)[current]
+    return board.with_variable(
+        dash.DatasourceVariable("datasource").label("Data source").type("prometheus")
+    ).with_variable(
+        dash.CustomVariable(NAMESPACE_VARIABLE)
+        .label("Environment")
+        .values(", ".join(f"{name} : {ns}" for name, ns in environments))
+        .current(models.VariableOption(selected=True, text=current, value=namespace))
+    )
+
+
+def _selector(metric: str, model: str, **extra: str) -> str:
+    parts = [f"model={string_literal(model)}", f'namespace="${NAMESPACE_VARIABLE}"']
+    parts += [f"{name}{value}" for name, value in extra.items()]
+    return metric + "{" + ",".join(parts) + "}"
+
+
+def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -> dict[str, Any]:
+    """The per-model dashboard: traffic, latency against the SLO, budget, drift, predictions."""
+    name = model.name
+    grid = _Grid()
+    board = (
+        dash.Dashboard(f"{name} ({model.environment})")
+        .uid(model_dashboard_uid(model.environment, name))
+        .description(model.description or f"Serving and quality of model {name}")
+        .tags(["modelops", model.team, model.environment])
+        .editable()
+        .refresh("1m")
+        .time("now-6h", "now")
+        .timezone("browser")
+    )
+    board = _variables(board, environments, model.environment)
+    requests = contract.REQUESTS.total
+    duration = contract.REQUEST_DURATION
+
+    board = board.with_row(dash.Row("Traffic and errors").grid_pos(grid.row()))
+    board = board.with_panel(
+        _timeseries(
+            "Requests per second by status code",
+            [_query(f"sum by (code) (rate({_selector(requests, name)}[{RATE}]))", "{{code}}")],
+            "reqps",
+            grid,
+        )
+    )
+    server_errors = _selector(requests, name, code='=~"5.."')
+    errors = f"sum(rate({server_errors}[{RATE}]))"
+    board = board.with_panel(
+        _timeseries(
+            "Error ratio (5xx) and invalid-input ratio",
+            [
+                _query(f"{errors} / sum(rate({_selector(requests, name)}[{RATE}]))", "5xx"),
+                _query(
+                    f"sum(rate({_selector(contract.INVALID_INPUTS.total, name)}[{RATE}])) "
+                    f"/ sum(rate({_selector(requests, name)}[{RATE}]))",
+                    "invalid input",
+                ),
+            ],
+            "percentunit",
+            grid,
+        )
+    )
+
+    board = board.with_row(dash.Row("Latency").grid_pos(grid.row()))
+    latency_slo = model.monitoring.slo.latency if model.monitoring.slo else None
+    quantiles = [
+        _query(
+            f"histogram_quantile({q}, sum by (le) (rate({_selector(duration.bucket, name)}[{RATE}])))",
+            f"p{int(q * 100)}",
+        )
+        for q in (0.5, 0.9, 0.99)
+    ]
+    latency_panel = _timeseries("Latency quantiles", quantiles, "s", grid, w=16)
+    if latency_slo is not None:
+        latency_panel = latency_panel.thresholds(
+            _thresholds((None, "green"), (latency_slo.threshold.seconds, "red"))
+        ).thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.LINE)
+        )
+        latency_panel = latency_panel.description(
+            f"The red line is the SLO threshold, {latency_slo.threshold}."
+        )
+    board = board.with_panel(latency_panel)
+    if latency_slo is not None:
+        fast = _selector(duration.bucket, name, le=f'="{le_label(latency_slo.threshold.seconds)}"')
+        board = board.with_panel(
+            _stat(
+                f"Requests under {latency_slo.threshold} (range)",
+                f"sum(increase({fast}[$__range])) "
+                f"/ sum(increase({_selector(duration.count, name)}[$__range]))",
+                "percentunit",
+                grid,
+                _thresholds((None, "red"), (latency_slo.target.ratio, "green")),
+                size=(8, 8),
+            )
+        )
+
+    model_slos = slos(model)
+    if model_slos:
+        period = model.monitoring.slo.window.text  # type: ignore[union-attr]
+        board = board.with_row(dash.Row(f"SLO compliance and error budget ({period})").grid_pos(grid.row()))
+        for slo in model_slos:
+            labels = f'model={string_literal(name)},namespace="${NAMESPACE_VARIABLE}",slo="{slo.name}"'
+            board = board.with_panel(
+                _stat(
+                    f"{slo.name.capitalize()} over {period} (objective {number(slo.objective * 100)}%)",
+                    f"1 - {contract.SLO_PERIOD_ERROR_RATIO}{{{labels}}}",
+                    "percentunit",
+                    grid,
+                    _thresholds((None, "red"), (slo.objective, "green")),
+                )
+            )
+            board = board.with_panel(
+                _stat(
+                    f"{slo.name.capitalize()} error budget remaining",
+                    f"{contract.ERROR_BUDGET_REMAINING}{{{labels}}}",
+                    "percentunit",
+                    grid,
+                    _thresholds((None, "red"), (0.0, "orange"), (0.25, "green")),
+                )
+            )
+        for slo in model_slos:
+            labels = f'model={string_literal(name)},namespace="${NAMESPACE_VARIABLE}",slo="{slo.name}"'
+            board = board.with_panel(
+                _timeseries(
+                    f"{slo.name.capitalize()} burn rate (1 spends the budget in exactly {period})",
+                    [
+                        _query(f"{sli_error_ratio(w)}{{{labels}}} / {number(slo.budget)}", w)
+                        for w in ("5m", "1h", "6h", "1d", "3d")
+                    ],
+                    "none",
+                    grid,
+                )
+            )
+
+    board = board.with_row(dash.Row("Input drift").grid_pos(grid.row()))
+    drift_panel = _timeseries(
+        "Population stability index per feature",
+        [_query(f"max by (feature) ({_selector(contract.FEATURE_DRIFT.name, name)})", "{{feature}}")],
+        "none",
+        grid,
+        w=24,
+    )
+    psi = model.monitoring.drift.psi if model.monitoring.drift else None
+    if psi is not None:
+        drift_panel = drift_panel.thresholds(
+            _thresholds((None, "green"), (psi.warning, "orange"), (psi.critical, "red"))
+        ).thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.LINE)
+        )
+    board = board.with_panel(drift_panel)
+
+    board = board.with_row(dash.Row("Predictions and replicas").grid_pos(grid.row()))
+    if model.model.task == "classification":
+        predictions = _timeseries(
+            "Predictions per second by class",
+            [
+                _query(
+                    f"sum by (class) (rate({_selector(contract.PREDICTIONS.total, name)}[{RATE}]))",
+                    "class {{class}}",
+                )
+            ],
+            "reqps",
+            grid,
+        )
+    else:
+        bucket = _selector(contract.PREDICTION_VALUE.bucket, name)
+        predictions = _timeseries(
+            "Predicted value quantiles",
+            [
+                _query(f"histogram_quantile({q}, sum by (le) (rate({bucket}[{RATE}])))", f"p{int(q * 100)}")
+                for q in (0.1, 0.5, 0.9)
+            ],
+            "none",
+            grid,
+        )
+    board = board.with_panel(predictions)
+    board = board.with_panel(
+        _timeseries(
+            "Serving pods by model version",
+            [_query(f"count by (version) ({_selector(contract.MODEL_INFO.info, name)})", "{{version}}")],
+            "none",
+            grid,
+        )
+    )
+    return _to_dict(board)
+
+
+def overview_dashboard(
+    environment: str, namespace: str, models_in_env: list[ResolvedModel], environments: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """One page per environment: every model's SLO status and error budget."""
+    grid = _Grid()
+    board = (
+        dash.Dashboard(f"Model SLOs ({environment})")
+        .uid(overview_dashboard_uid(environment))
+        .description("SLO status of every model compiled by modelops in this environment")
+        .tags(["modelops", environment])
+        .editable()
+        .refresh("1m")
+        .time("now-24h", "now")
+        .timezone("browser")
+    )
+    board = _variables(board, environments, environment)
+    scope = f'namespace="${NAMESPACE_VARIABLE}"'
+    board = board.with_row(dash.Row(f"{len(models_in_env)} models").grid_pos(grid.row()))
+    board = board.with_panel(
+        table.Panel()
+        .title("SLO status by model")
+        .datasource(DATASOURCE)
+        .grid_pos(grid.place(24, 10))
+        .unit("percentunit")
+        .with_target(_query(f"1 - {contract.SLO_PERIOD_ERROR_RATIO}{{{scope}}}", instant=True, ref="A"))
+        .with_target(_query(f"{contract.ERROR_BUDGET_REMAINING}{{{scope}}}", instant=True, ref="B"))
+        .with_target(_query(f"{contract.SLO_OBJECTIVE}{{{scope}}}", instant=True, ref="C"))
+    )
+    board = board.with_panel(
+        _timeseries(
+            "Error budget remaining",
+            [_query(f"{contract.ERROR_BUDGET_REMAINING}{{{scope}}}", "{{model}} {{slo}}")],
+            "percentunit",
+            grid,
+            w=24,
+        )
+    )
+    return _to_dict(board)
+
+
+def _to_dict(board: dash.Dashboard) -> dict[str, Any]:
+    built = board.build()
+    result: dict[str, Any] = json.loads(json.dumps(built, cls=JSONEncoder, sort_keys=True))
+    return result
+
+
+def to_json_bytes(dashboard: dict[str, Any]) -> bytes:
+    return (json.dumps(dashboard, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()

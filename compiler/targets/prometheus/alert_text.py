@@ -1,0 +1,91 @@
+"""Alert summaries and descriptions: human text, rendered with Jinja2 in a sandbox.
+
+Jinja2 uses `[[ ]]` here so that its syntax never mixes with the Go templates Prometheus
+applies afterwards; every value that comes from a spec is escaped for Go templates, so a
+spec cannot smuggle a template action into an alert.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from jinja2 import StrictUndefined, Template
+from jinja2.sandbox import SandboxedEnvironment
+
+from compiler.targets.prometheus.promql import go_template_literal
+
+TEMPLATES: dict[str, tuple[str, str]] = {
+    "slo-fast": (
+        "[[ model ]] ([[ environment ]]) is burning its [[ slo ]] error budget fast",
+        "[[ model ]] in [[ environment ]] has spent more than [[ pages ]] of its [[ slo ]] error "
+        "budget. At this rate the [[ objective ]]% [[ slo ]] SLO over [[ period ]] is lost within "
+        "days. [[ meaning ]] Owner: [[ team ]].",
+    ),
+    "slo-slow": (
+        "[[ model ]] ([[ environment ]]) is steadily burning its [[ slo ]] error budget",
+        "[[ model ]] in [[ environment ]] spends its [[ slo ]] error budget faster than it "
+        "refills ([[ pages ]]). The [[ objective ]]% [[ slo ]] SLO over [[ period ]] will be missed "
+        "if this continues. [[ meaning ]] Owner: [[ team ]].",
+    ),
+    "drift-warning": (
+        "[[ model ]] ([[ environment ]]): input feature {{ $labels.feature }} is drifting",
+        "The population stability index of feature {{ $labels.feature }} is above [[ threshold ]] "
+        "(moderate shift) against the training baseline. Check upstream data before quality drops. "
+        "Owner: [[ team ]].",
+    ),
+    "drift-critical": (
+        "[[ model ]] ([[ environment ]]): input feature {{ $labels.feature }} has shifted",
+        "The population stability index of feature {{ $labels.feature }} is above [[ threshold ]] "
+        "(significant shift): the model sees data unlike its training data and its predictions "
+        "may be wrong. Owner: [[ team ]].",
+    ),
+    "invalid-input": (
+        "[[ model ]] ([[ environment ]]) rejects many requests as invalid input",
+        "More than [[ threshold ]]% of requests to [[ model ]] failed feature-schema validation over "
+        "10 minutes: a client may be sending the wrong schema. Owner: [[ team ]].",
+    ),
+    "no-traffic": (
+        "[[ model ]] ([[ environment ]]) is running but receives no traffic",
+        "Pods of [[ model ]] are up, yet no request has arrived for 30 minutes. Check the "
+        "clients, the Service and the NetworkPolicy. Owner: [[ team ]].",
+    ),
+    "prediction-collapse": (
+        "[[ model ]] ([[ environment ]]) predicts a single class",
+        "Over 30 minutes more than [[ threshold ]]% of [[ model ]]'s predictions were one class: "
+        "the model or its inputs may be broken. Owner: [[ team ]].",
+    ),
+    "version-mismatch": (
+        "[[ model ]] ([[ environment ]]) serves more than one model version",
+        "Pods of [[ model ]] have reported different model versions for 30 minutes: a rollout "
+        "is stuck or pods run a stale configuration. Owner: [[ team ]].",
+    ),
+}
+
+
+@cache
+def _environment() -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        variable_start_string="[[",
+        variable_end_string="]]",
+        block_start_string="[%",
+        block_end_string="%]",
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+
+
+@cache
+def _templates(kind: str) -> tuple[Template, Template]:
+    """Compiled once per process: compiling a Jinja2 template costs far more than rendering it."""
+    summary, description = TEMPLATES[kind]
+    env = _environment()
+    return env.from_string(summary), env.from_string(description)
+
+
+def render(kind: str, context: dict[str, Any]) -> tuple[str, str]:
+    """(summary, description) for an alert kind, spec values escaped for Go templates."""
+    safe = {k: go_template_literal(v) if isinstance(v, str) else v for k, v in context.items()}
+    summary, description = _templates(kind)
+    return summary.render(safe), description.render(safe)

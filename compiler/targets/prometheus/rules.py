@@ -1,0 +1,317 @@
+"""ResolvedModel -> Prometheus rule groups: SLI recording rules, burn-rate and quality alerts.
+
+Pure. Every series name comes from the metrics contract; every label value from a spec goes
+through PromQL or Go-template escaping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from compiler.metrics import contract
+from compiler.metrics.contract import le_label, sli_error_ratio
+from compiler.resolve.resolved import ResolvedModel
+from compiler.spec.types import Duration
+from compiler.targets.prometheus import alert_text
+from compiler.targets.prometheus.promql import go_template_literal, number, selector
+from compiler.targets.prometheus.slo import SLI_WINDOWS, WindowPair, pairs
+
+SloName = Literal["availability", "latency"]
+COLLAPSE_SHARE = 0.99
+COLLAPSE_MIN_PREDICTIONS = 100
+
+
+@dataclass(frozen=True)
+class RecordingRule:
+    record: str
+    expr: str
+    labels: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record": self.record, "expr": self.expr, "labels": self.labels}
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    alert: str
+    expr: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    kind: str  # which scenario proves it (see unittests.py)
+    for_: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"alert": self.alert, "expr": self.expr}
+        if self.for_:
+            body["for"] = self.for_
+        body["labels"] = self.labels
+        body["annotations"] = self.annotations
+        return body
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    name: str
+    rules: list[RecordingRule | AlertRule]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "rules": [rule.to_dict() for rule in self.rules]}
+
+
+@dataclass(frozen=True)
+class Slo:
+    name: SloName
+    objective: float  # as a ratio, 0.999
+
+    @property
+    def budget(self) -> float:
+        return round(1 - self.objective, 10)
+
+
+def slos(model: ResolvedModel) -> list[Slo]:
+    slo = model.monitoring.slo
+    found: list[Slo] = []
+    if slo is not None and slo.availability is not None:
+        found.append(Slo("availability", slo.availability.ratio))
+    if slo is not None and slo.latency is not None:
+        found.append(Slo("latency", slo.latency.target.ratio))
+    return found
+
+
+def scope(model: ResolvedModel) -> dict[str, str]:
+    """Labels that identify a model's series: set by the runtime (model) and the scrape."""
+    return {"model": model.name, "namespace": model.namespace}
+
+
+def record_labels(model: ResolvedModel, slo: SloName) -> dict[str, str]:
+    return {**scope(model), "environment": model.environment, "slo": slo}
+
+
+def alert_labels(model: ResolvedModel, severity: str, **extra: str) -> dict[str, str]:
+    labels = {k: go_template_literal(v) for k, v in sorted(model.monitoring.alerts.labels.items())}
+    labels.update(
+        {
+            "severity": severity,
+            "team": model.team,
+            "model": model.name,
+            "namespace": model.namespace,
+            "environment": model.environment,
+            **extra,
+        }
+    )
+    return labels
+
+
+def dashboard_url(model: ResolvedModel) -> str | None:
+    from compiler.targets.grafana.uids import model_dashboard_uid
+
+    base = model.grafana.url
+    if base is None:
+        return None
+    return f"{base.rstrip('/')}/d/{model_dashboard_uid(model.environment, model.name)}"
+
+
+def _annotations(model: ResolvedModel, kind: str, **context: Any) -> dict[str, str]:
+    summary, description = alert_text.render(
+        kind, {"model": model.name, "environment": model.environment, "team": model.team, **context}
+    )
+    result = {"summary": summary, "description": description}
+    if model.monitoring.alerts.runbook:
+        result["runbook_url"] = go_template_literal(model.monitoring.alerts.runbook)
+    if (url := dashboard_url(model)) is not None:
+        result["dashboard_url"] = go_template_literal(url)
+    return result
+
+
+def _sli_error_expr(model: ResolvedModel, slo: SloName, window: Duration) -> str:
+    labels = scope(model)
+    w = window.text
+    if slo == "availability":
+        requests = contract.REQUESTS.total
+        errors = selector(requests, labels, code='=~"5.."')
+        return f"(sum(rate({errors}[{w}])) or vector(0))\n/\nsum(rate({selector(requests, labels)}[{w}]))"
+    threshold = model.monitoring.slo.latency.threshold.seconds  # type: ignore[union-attr]
+    fast = selector(contract.REQUEST_DURATION.bucket, labels, le=f'="{le_label(threshold)}"')
+    total = selector(contract.REQUEST_DURATION.count, labels)
+    return f"1 - (\n  sum(rate({fast}[{w}]))\n  /\n  sum(rate({total}[{w}]))\n)"
+
+
+def _slo_recording_rules(model: ResolvedModel, slo: Slo, period: Duration) -> list[RecordingRule]:
+    labels = record_labels(model, slo.name)
+    rules = [
+        RecordingRule(sli_error_ratio(window.text), _sli_error_expr(model, slo.name, window), labels)
+        for window in SLI_WINDOWS
+    ]
+    short = selector(sli_error_ratio("5m"), labels)
+    rules.append(
+        RecordingRule(
+            contract.SLO_PERIOD_ERROR_RATIO,
+            f"sum_over_time({short}[{period.text}])\n/\ncount_over_time({short}[{period.text}])",
+            {**labels, "period": period.text},
+        )
+    )
+    rules.append(RecordingRule(contract.SLO_OBJECTIVE, f"vector({number(slo.objective)})", labels))
+    period_ratio = selector(contract.SLO_PERIOD_ERROR_RATIO, labels)
+    rules.append(
+        RecordingRule(
+            contract.ERROR_BUDGET_REMAINING,
+            f"1 - (sum({period_ratio}) / {number(slo.budget)})",
+            {**labels, "period": period.text},
+        )
+    )
+    return rules
+
+
+def _burn_condition(model: ResolvedModel, slo: Slo, pair: WindowPair, period: Duration) -> str:
+    labels = record_labels(model, slo.name)
+    threshold = f"({number(pair.factor(period))} * {number(slo.budget)})"
+    long = selector(sli_error_ratio(pair.long.text), labels)
+    short = selector(sli_error_ratio(pair.short.text), labels)
+    return f"(\n  {long} > {threshold}\n  and\n  {short} > {threshold}\n)"
+
+
+def _slo_alerts(model: ResolvedModel, slo: Slo, period: Duration) -> list[AlertRule]:
+    alerts = []
+    title = slo.name.capitalize()
+    for severity, suffix, label, kind in (
+        ("page", "Fast", "critical", "slo-fast"),
+        ("ticket", "Slow", "warning", "slo-slow"),
+    ):
+        chosen = pairs(severity)  # type: ignore[arg-type]
+        expr = "\nor\n".join(_burn_condition(model, slo, pair, period) for pair in chosen)
+        described = " or ".join(
+            f"{number(p.budget_share * 100)}% in {p.long.text} (burn rate {number(p.factor(period))})"
+            for p in chosen
+        )
+        meaning = (
+            "Requests are failing (5xx)."
+            if slo.name == "availability"
+            else f"Requests are slower than {model.monitoring.slo.latency.threshold.text}."  # type: ignore[union-attr]
+        )
+        alerts.append(
+            AlertRule(
+                alert=f"Model{title}BudgetBurn{suffix}",
+                expr=expr,
+                labels=alert_labels(model, label, slo=slo.name),
+                annotations=_annotations(
+                    model,
+                    kind,
+                    slo=slo.name,
+                    pages=described,
+                    objective=number(slo.objective * 100),
+                    period=period.text,
+                    meaning=meaning,
+                ),
+                kind=kind,
+                params={
+                    "slo": slo.name,
+                    "budget": slo.budget,
+                    "pairs": [(p.long.text, p.short.text, p.factor(period)) for p in chosen],
+                },
+            )
+        )
+    return alerts
+
+
+def _quality_alerts(model: ResolvedModel) -> list[AlertRule]:
+    labels = scope(model)
+    alerts: list[AlertRule] = []
+    drift = model.monitoring.drift
+    if drift is not None and drift.psi is not None:
+        psi = selector(contract.FEATURE_DRIFT.name, labels)
+        for level, threshold, severity in (
+            ("warning", drift.psi.warning, "warning"),
+            ("critical", drift.psi.critical, "critical"),
+        ):
+            alerts.append(
+                AlertRule(
+                    alert=f"ModelFeatureDrift{level.capitalize()}",
+                    expr=f"max by (feature) ({psi}) > {number(threshold)}",
+                    for_="15m",
+                    labels=alert_labels(model, severity),
+                    annotations=_annotations(model, f"drift-{level}", threshold=number(threshold)),
+                    kind=f"drift-{level}",
+                    params={"threshold": threshold, "features": [f.name for f in model.model.features]},
+                )
+            )
+    ratio = model.monitoring.alerts.invalidInputRatio
+    invalid = selector(contract.INVALID_INPUTS.total, labels)
+    requests = selector(contract.REQUESTS.total, labels)
+    alerts.append(
+        AlertRule(
+            alert="ModelInvalidInputRatioHigh",
+            expr=f"sum(rate({invalid}[10m]))\n/\nsum(rate({requests}[10m]))\n> {number(ratio)}",
+            for_="10m",
+            labels=alert_labels(model, "warning"),
+            annotations=_annotations(model, "invalid-input", threshold=number(ratio * 100)),
+            kind="invalid-input",
+            params={"threshold": ratio},
+        )
+    )
+    info = selector(contract.MODEL_INFO.info, labels)
+    alerts.append(
+        AlertRule(
+            alert="ModelNoTraffic",
+            expr=f"(sum(rate({requests}[15m])) or vector(0)) == 0\nand on ()\ncount({info}) > 0",
+            for_="30m",
+            labels=alert_labels(model, "warning"),
+            annotations=_annotations(model, "no-traffic"),
+            kind="no-traffic",
+        )
+    )
+    if model.model.task == "classification":
+        predictions = selector(contract.PREDICTIONS.total, labels)
+        alerts.append(
+            AlertRule(
+                alert="ModelPredictionCollapse",
+                expr=(
+                    f"max(sum by (class) (increase({predictions}[30m])))\n"
+                    f"/\nsum(increase({predictions}[30m]))\n> {number(COLLAPSE_SHARE)}\n"
+                    f"and on ()\nsum(increase({predictions}[30m])) >= {COLLAPSE_MIN_PREDICTIONS}"
+                ),
+                for_="15m",
+                labels=alert_labels(model, "warning"),
+                annotations=_annotations(
+                    model, "prediction-collapse", threshold=number(COLLAPSE_SHARE * 100)
+                ),
+                kind="prediction-collapse",
+            )
+        )
+    alerts.append(
+        AlertRule(
+            alert="ModelVersionMismatch",
+            expr=f"count(count by (version) ({info})) > 1",
+            for_="30m",
+            labels=alert_labels(model, "warning"),
+            annotations=_annotations(model, "version-mismatch"),
+            kind="version-mismatch",
+        )
+    )
+    return alerts
+
+
+def rule_groups(model: ResolvedModel) -> list[RuleGroup]:
+    groups: list[RuleGroup] = []
+    model_slos = slos(model)
+    if model_slos:
+        period = model.monitoring.slo.window  # type: ignore[union-attr]
+        recording: list[RecordingRule | AlertRule] = []
+        alerting: list[RecordingRule | AlertRule] = []
+        for slo in model_slos:
+            recording.extend(_slo_recording_rules(model, slo, period))
+            alerting.extend(_slo_alerts(model, slo, period))
+        groups.append(RuleGroup(f"modelops-{model.name}-slo-recording", recording))
+        groups.append(RuleGroup(f"modelops-{model.name}-slo-alerts", alerting))
+    groups.append(RuleGroup(f"modelops-{model.name}-quality-alerts", list(_quality_alerts(model))))
+    return groups
+
+
+def rule_file(groups: list[RuleGroup]) -> dict[str, Any]:
+    """A plain Prometheus rule file (what `promtool check rules` and Prometheus read)."""
+    return {"groups": [group.to_dict() for group in groups]}
+
+
+def alerts_of(groups: list[RuleGroup]) -> list[AlertRule]:
+    return [rule for group in groups for rule in group.rules if isinstance(rule, AlertRule)]

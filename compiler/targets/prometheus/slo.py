@@ -1,0 +1,46 @@
+"""Multiwindow, multi-burn-rate SLO alerting (Google SRE workbook, as Sloth generates it).
+
+A burn rate is how fast the error budget is being spent: 1 spends it exactly over the SLO
+period. An alert window pair fires when both windows burn faster than
+    factor = share of the budget spent in the long window x period / long window,
+so a 28-day SLO pages at 13.44 (2% in 1h) rather than the 14.4 of a 30-day one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from compiler.spec.types import Duration
+
+Severity = Literal["page", "ticket"]
+
+
+@dataclass(frozen=True)
+class WindowPair:
+    long: Duration
+    short: Duration
+    budget_share: float
+    severity: Severity
+
+    def factor(self, period: Duration) -> float:
+        return round(self.budget_share * period.milliseconds / self.long.milliseconds, 4)
+
+
+def _d(text: str) -> Duration:
+    return Duration.parse(text)
+
+
+WINDOW_PAIRS: tuple[WindowPair, ...] = (
+    WindowPair(_d("1h"), _d("5m"), 0.02, "page"),
+    WindowPair(_d("6h"), _d("30m"), 0.05, "page"),
+    WindowPair(_d("1d"), _d("2h"), 0.10, "ticket"),
+    WindowPair(_d("3d"), _d("6h"), 0.10, "ticket"),
+)
+SLI_WINDOWS: tuple[Duration, ...] = tuple(
+    sorted({w for pair in WINDOW_PAIRS for w in (pair.long, pair.short)}, key=lambda d: d.milliseconds)
+)
+
+
+def pairs(severity: Severity) -> tuple[WindowPair, ...]:
+    return tuple(pair for pair in WINDOW_PAIRS if pair.severity == severity)

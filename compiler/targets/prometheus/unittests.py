@@ -1,0 +1,278 @@
+"""promtool unit tests for every generated alert: input series that make it fire, and
+series that must leave it quiet, evaluated at the right time.
+
+Each scenario is derived from the same parameters the rules were built from, so a broken
+expression (a wrong factor, metric or label) makes `promtool test rules` fail.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from compiler.metrics import contract
+from compiler.metrics.contract import le_label
+from compiler.resolve.resolved import ResolvedModel
+from compiler.targets.prometheus.promql import matchers, number
+from compiler.targets.prometheus.rules import AlertRule, RuleGroup, alerts_of, record_labels, scope
+
+RATE_PER_MINUTE = 100.0
+Case = dict[str, Any]
+
+
+def ramp(*segments: tuple[int, float]) -> str:
+    """promtool expanding notation for a counter: segments of (samples, increase per sample)."""
+    parts, value = [], 0.0
+    for samples, increase in segments:
+        parts.append(f"{number(value)}+{number(increase)}x{samples - 1}")
+        value += increase * samples
+    return " ".join(parts)
+
+
+def flat(value: float, samples: int) -> str:
+    return f"{number(value)}+0x{samples - 1}"
+
+
+def _series(metric: str, labels: dict[str, str], values: str) -> dict[str, str]:
+    return {"series": metric + matchers(labels), "values": values}
+
+
+_TEMPLATE = re.compile(r'\{\{ \$labels\.(\w+) \}\}|\{\{ "\{\{" \}\}')
+
+
+def expand(text: str, labels: dict[str, str]) -> str:
+    """What Prometheus makes of our annotation templates (the only actions we emit)."""
+    return _TEMPLATE.sub(lambda m: labels[m.group(1)] if m.group(1) else "{{", text)
+
+
+def _expected(alert: AlertRule, extra_labels: dict[str, str]) -> list[dict[str, Any]]:
+    labels = {**extra_labels, **{k: expand(v, {}) for k, v in alert.labels.items()}}
+    return [
+        {
+            "exp_labels": labels,
+            "exp_annotations": {k: expand(v, labels) for k, v in alert.annotations.items()},
+        }
+    ]
+
+
+def _case(name: str, series: list[dict[str, str]], alert: AlertRule, minutes: int, fires: list[Any]) -> Case:
+    return {
+        "name": name,
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [{"eval_time": f"{minutes}m", "alertname": alert.alert, "exp_alerts": fires}],
+    }
+
+
+def _labels(model: ResolvedModel, **extra: str) -> dict[str, str]:
+    return {**scope(model), "version": model.model.version.text, **extra}
+
+
+def _slo_series(model: ResolvedModel, slo: str, segments: list[tuple[int, float]]) -> list[dict[str, str]]:
+    """Traffic of RATE_PER_MINUTE requests, with the given share of bad ones per segment."""
+    good = [(n, RATE_PER_MINUTE * (1 - e)) for n, e in segments]
+    bad = [(n, RATE_PER_MINUTE * e) for n, e in segments]
+    total = [(n, RATE_PER_MINUTE) for n, _ in segments]
+    if slo == "availability":
+        return [
+            _series(contract.REQUESTS.total, _labels(model, code="200"), ramp(*good)),
+            _series(contract.REQUESTS.total, _labels(model, code="500"), ramp(*bad)),
+        ]
+    threshold = model.monitoring.slo.latency.threshold.seconds  # type: ignore[union-attr]
+    duration = contract.REQUEST_DURATION
+    return [
+        _series(duration.bucket, _labels(model, le=le_label(threshold)), ramp(*good)),
+        _series(duration.bucket, _labels(model, le="+Inf"), ramp(*total)),
+        _series(duration.count, _labels(model), ramp(*total)),
+    ]
+
+
+def _slo_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
+    slo, budget = alert.params["slo"], alert.params["budget"]
+    pair_thresholds = [factor * budget for _, _, factor in alert.params["pairs"]]
+    lowest = min(pair_thresholds)
+    labels = record_labels(model, slo)
+    # A constant share of bad requests gives every window the same ratio, so one hour of
+    # input decides the case (longer windows only see less of it); it keeps promtool quick.
+    minutes = 60
+    cases: list[Case] = []
+    if lowest < 0.95:
+        burning = min(1.0, 1.25 * lowest)
+        cases.append(
+            _case(
+                f"{alert.alert}: {number(burning * 100)}% bad requests burn the budget",
+                _slo_series(model, slo, [(minutes + 1, burning)]),
+                alert,
+                minutes,
+                _expected(alert, labels),
+            )
+        )
+    quiet = 0.8 * lowest
+    cases.append(
+        _case(
+            f"{alert.alert}: {number(quiet * 100)}% bad requests stay within the budget",
+            _slo_series(model, slo, [(minutes + 1, quiet)]),
+            alert,
+            minutes,
+            [],
+        )
+    )
+    fastest = max(pair_thresholds)
+    if alert.kind == "slo-fast" and 1.25 * fastest < 1:
+        # A burst as long as the fastest pair's long window (1h) after a clean 6h: the slower
+        # page pair sees it diluted below its factor (0.02/0.05 x 1.25 = half of it), so only
+        # the fastest pair can fire. A wrong factor or window on that pair fails this case.
+        burst = 1.25 * fastest
+        clean, hour = 360, 60
+        cases.append(
+            _case(
+                f"{alert.alert}: a one-hour burst of {number(burst * 100)}% bad requests",
+                _slo_series(model, slo, [(clean, 0.0), (hour + 1, burst)]),
+                alert,
+                clean + hour,
+                _expected(alert, labels),
+            )
+        )
+    return cases
+
+
+def _drift_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
+    drift = model.monitoring.drift
+    psi = drift.psi if drift is not None else None
+    assert psi is not None, "drift alerts exist only when drift.psi is set"
+    feature = alert.params["features"][0]
+    between = (psi.warning + psi.critical) / 2
+    if alert.kind == "drift-warning":
+        firing, quiet = between, psi.warning / 2
+    else:
+        firing, quiet = psi.critical * 1.5, between
+    metric = contract.FEATURE_DRIFT.name
+
+    def gauge(value: float) -> list[dict[str, str]]:
+        return [_series(metric, _labels(model, feature=feature), flat(value, 31))]
+
+    return [
+        _case(
+            f"{alert.alert}: PSI {number(firing)} on {feature}",
+            gauge(firing),
+            alert,
+            30,
+            _expected(alert, {"feature": feature}),
+        ),
+        _case(f"{alert.alert}: PSI {number(quiet)} on {feature}", gauge(quiet), alert, 30, []),
+    ]
+
+
+def _invalid_input_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
+    threshold = alert.params["threshold"]
+
+    def traffic(share: float) -> list[dict[str, str]]:
+        return [
+            _series(contract.REQUESTS.total, _labels(model, code="200"), ramp((31, RATE_PER_MINUTE))),
+            _series(
+                contract.INVALID_INPUTS.total,
+                _labels(model, reason="schema"),
+                ramp((31, RATE_PER_MINUTE * share)),
+            ),
+        ]
+
+    firing = min(0.99, threshold * 2)
+    return [
+        _case(
+            f"{alert.alert}: {number(firing * 100)}% invalid",
+            traffic(firing),
+            alert,
+            30,
+            _expected(alert, {}),
+        ),
+        _case(f"{alert.alert}: {number(threshold * 50)}% invalid", traffic(threshold / 2), alert, 30, []),
+    ]
+
+
+def _info(model: ResolvedModel, pod: str, version: str, samples: int) -> dict[str, str]:
+    labels = {
+        **scope(model),
+        "version": version,
+        "framework": model.model.framework,
+        "task": model.model.task,
+        "pod": pod,
+    }
+    return _series(contract.MODEL_INFO.info, labels, flat(1, samples))
+
+
+def _no_traffic_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
+    version = model.model.version.text
+    idle = [
+        _series(contract.REQUESTS.total, _labels(model, code="200"), flat(0, 61)),
+        _info(model, "a", version, 61),
+    ]
+    busy = [
+        _series(contract.REQUESTS.total, _labels(model, code="200"), ramp((61, RATE_PER_MINUTE))),
+        _info(model, "a", version, 61),
+    ]
+    return [
+        _case(f"{alert.alert}: pods up, no requests for an hour", idle, alert, 60, _expected(alert, {})),
+        _case(f"{alert.alert}: pods up and serving", busy, alert, 60, []),
+    ]
+
+
+def _collapse_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
+    metric = contract.PREDICTIONS.total
+
+    def predictions(zero: float, one: float) -> list[dict[str, str]]:
+        return [
+            _series(metric, _labels(model, **{"class": "0"}), ramp((61, zero))),
+            _series(metric, _labels(model, **{"class": "1"}), ramp((61, one))),
+        ]
+
+    return [
+        _case(
+            f"{alert.alert}: every prediction is class 1",
+            predictions(0, RATE_PER_MINUTE),
+            alert,
+            60,
+            _expected(alert, {}),
+        ),
+        _case(f"{alert.alert}: predictions split between classes", predictions(50, 50), alert, 60, []),
+    ]
+
+
+def _version_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
+    version = model.model.version.text
+    return [
+        _case(
+            f"{alert.alert}: two pods report different versions",
+            [_info(model, "a", version, 61), _info(model, "b", "0.0.1", 61)],
+            alert,
+            60,
+            _expected(alert, {}),
+        ),
+        _case(
+            f"{alert.alert}: every pod reports {version}",
+            [_info(model, "a", version, 61), _info(model, "b", version, 61)],
+            alert,
+            60,
+            [],
+        ),
+    ]
+
+
+SCENARIOS: dict[str, Callable[[ResolvedModel, AlertRule], list[Case]]] = {
+    "slo-fast": _slo_cases,
+    "slo-slow": _slo_cases,
+    "drift-warning": _drift_cases,
+    "drift-critical": _drift_cases,
+    "invalid-input": _invalid_input_cases,
+    "no-traffic": _no_traffic_cases,
+    "prediction-collapse": _collapse_cases,
+    "version-mismatch": _version_cases,
+}
+
+
+def unit_tests(
+    model: ResolvedModel, groups: list[RuleGroup], rule_file: str = "rules.yaml"
+) -> dict[str, Any]:
+    """A promtool test file covering every alert in `groups`, firing and quiet."""
+    tests = [case for alert in alerts_of(groups) for case in SCENARIOS[alert.kind](model, alert)]
+    return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
