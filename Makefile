@@ -6,7 +6,7 @@ SETUP  := $(VENV)/.installed
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup tools demo validate compile check test lint typecheck unit bench schema clean
+.PHONY: setup tools train demo validate compile check test lint typecheck unit bench schema clean
 
 $(SETUP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,10 @@ tools:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
 
-## The main job: validate and compile the bundled specs into generated/.
+## The main job: validate the bundled specs, check their gates, compile them into generated/.
 demo: setup
 	$(BIN)/modelops validate specs/
+	$(BIN)/modelops evaluate specs/
 	$(BIN)/modelops compile specs/
 
 validate: setup
@@ -51,6 +52,11 @@ unit: setup tools
 
 bench: setup
 	$(BIN)/python bench/compile_bench.py
+	$(BIN)/python bench/serve_bench.py
+
+## Retrain the demo models (deterministic: the same bytes, so the sha256 pins hold).
+train: setup
+	$(BIN)/python specs/train.py
 
 ## Regenerate the JSON Schemas that the example specs point editors at.
 schema: setup

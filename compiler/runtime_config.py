@@ -14,6 +14,7 @@ from compiler.resolve.resolved import ResolvedModel
 
 CONFIG_KEY = "runtime.json"
 CONFIG_DIR = "/etc/modelops"
+DRIFT_WINDOW = 1000
 
 
 class RuntimeFeature(BaseModel):
@@ -47,6 +48,18 @@ class RuntimeMetrics(BaseModel):
     driftPsiCritical: float | None = None
 
 
+class RuntimeFeatureBaseline(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    edges: list[float]
+    proportions: list[float]
+
+
+class RuntimeDrift(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    windowSize: int = Field(default=DRIFT_WINDOW, ge=10, description="Recent inputs PSI is computed over")
+    baseline: dict[str, RuntimeFeatureBaseline]
+
+
 class RuntimeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     apiVersion: Literal["modelops.dev/v1alpha1"] = "modelops.dev/v1alpha1"
@@ -56,6 +69,7 @@ class RuntimeConfig(BaseModel):
     model: RuntimeModel
     server: RuntimeServer
     metrics: RuntimeMetrics
+    drift: RuntimeDrift | None = None
 
 
 def runtime_config_for(model: ResolvedModel) -> RuntimeConfig:
@@ -81,4 +95,21 @@ def runtime_config_for(model: ResolvedModel) -> RuntimeConfig:
             driftPsiWarning=psi.warning if psi else None,
             driftPsiCritical=psi.critical if psi else None,
         ),
+        drift=_drift(model),
+    )
+
+
+def _drift(model: ResolvedModel) -> RuntimeDrift | None:
+    """The baseline `modelops evaluate` recorded, for the features the spec declares."""
+    record = model.evaluated
+    names = [f.name for f in model.model.features]
+    if record is None or not names or any(name not in record.baseline for name in names):
+        return None
+    return RuntimeDrift(
+        baseline={
+            name: RuntimeFeatureBaseline(
+                edges=record.baseline[name].edges, proportions=record.baseline[name].proportions
+            )
+            for name in names
+        }
     )

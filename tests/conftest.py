@@ -42,9 +42,11 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the bundled specs/ in a temporary directory (root/specs), safe to edit."""
+    """A copy of the bundled project (specs, artifacts, holdouts, evaluation records), safe to edit."""
     root = tmp_path / "repo"
     shutil.copytree(SPECS, root / "specs")
+    for directory in ("models", "data", "evaluations"):
+        shutil.copytree(REPO / directory, root / directory)
     return root
 
 

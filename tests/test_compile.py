@@ -35,6 +35,7 @@ def test_layout(cli: Callable[..., Result], project: Path) -> None:
     model_dir = "production/ml-production/credit-default"
     assert {p.rsplit("/", 1)[1] for p in files if p.startswith(model_dir + "/")} == {
         "configmap.yaml",
+        "model-card.md",
         "dashboard.json",
         "dashboard-configmap.yaml",
         "prometheusrule.yaml",

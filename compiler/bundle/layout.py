@@ -21,13 +21,14 @@ from compiler.bundle.bundle import Bundle
 from compiler.bundle.serialize import to_yaml
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.project import GitOps, Project
+from compiler.targets.docs.model_card import model_card
 from compiler.targets.grafana.dashboards import model_dashboard, overview_dashboard, to_json_bytes
 from compiler.targets.grafana.objects import dashboard_config_map, overview_config_map
 from compiler.targets.grafana.uids import model_dashboard_uid, overview_dashboard_uid
 from compiler.targets.kubernetes import namespace_object, render_model
 from compiler.targets.kubernetes.labels import Stamp
 from compiler.targets.prometheus.objects import prometheus_rule
-from compiler.targets.prometheus.rules import rule_file, rule_groups
+from compiler.targets.prometheus.rules import alerts_of, rule_file, rule_groups
 from compiler.targets.prometheus.unittests import unit_tests
 
 MANIFEST = ".modelops-manifest.json"
@@ -72,6 +73,7 @@ def model_documents(job: Job) -> list[ModelDocument]:
     dashboard = model_dashboard(model, list(environments))
     uid = model_dashboard_uid(model.environment, model.name)
     docs += [
+        ("model-card.md", {"markdown": model_card(model, alerts_of(groups))}, False),
         ("prometheusrule.yaml", prometheus_rule(model, groups, stamp), True),
         ("rules.yaml", rule_file(groups), False),
         ("rules.test.yaml", unit_tests(model, groups), False),
@@ -86,6 +88,9 @@ def model_documents(job: Job) -> list[ModelDocument]:
 
 
 def serialise(filename: str, document: dict[str, Any]) -> bytes:
+    if filename.endswith(".md"):
+        text: str = document["markdown"]
+        return text.encode()
     return to_json_bytes(document) if filename.endswith(".json") else to_yaml(document)
 
 

@@ -105,6 +105,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compile_.set_defaults(handler=_run_compile)
 
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score models on their holdout sets and check their gates",
+        description="Load each artifact (skops only, trusted types only), verify its sha256 pin, "
+        "score the holdout set, compare every gate, and record the metrics and the drift "
+        "baseline in evaluations/<model>/<version>.json for compile and the runtime.",
+    )
+    _add_input_arguments(evaluate)
+    _add_format(evaluate)
+    evaluate.add_argument("--no-write", action="store_true", help="do not write evaluation records")
+    evaluate.set_defaults(handler=_run_evaluate)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a model over the Open Inference Protocol v2, with Prometheus metrics",
+        description="Run the model runtime that the builtin Deployment runs. FILE is the "
+        "runtime configuration the compiled ConfigMap carries; a relative model uri resolves "
+        "against the working directory.",
+    )
+    serve.add_argument("--config", type=Path, required=True, metavar="FILE", help="runtime configuration")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="API port (default: server.port of the config)")
+    serve.add_argument("--metrics-port", type=int, help="/metrics port (default: server.metricsPort)")
+    serve.set_defaults(handler=_run_serve)
+
     schema = commands.add_parser(
         "schema",
         help="print the JSON Schema of the spec (for editors)",
@@ -152,6 +177,18 @@ def _run_compile(args: argparse.Namespace) -> int:
     from compiler.cli.compile_command import run_compile
 
     return run_compile(args)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from compiler.cli.evaluate_command import run_evaluate
+
+    return run_evaluate(args)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from compiler.serving.server import serve
+
+    return serve(args.config, args.host, args.port, args.metrics_port)
 
 
 def _run_schema(args: argparse.Namespace) -> int:

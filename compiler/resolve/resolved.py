@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from compiler.evaluate.record import EvaluationRecord
 from compiler.spec.model import Evaluation, ModelArtifact, Monitoring, Serving
 from compiler.spec.project import GrafanaDefaults
 
@@ -31,6 +32,7 @@ class ResolvedModel(BaseModel):
     image: str
     monitoring: Monitoring
     grafana: GrafanaDefaults
+    evaluated: EvaluationRecord | None = None  # the matching record from `modelops evaluate`
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, Severity
 from compiler.resolve.merge import Layer, merge_layers
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.catalog import Catalog, LoadedSpec
@@ -109,6 +109,18 @@ def resolve_one(
         return None, problems
     metadata = spec.metadata
     body = spec.spec
+    record = catalog.evaluations.get((metadata.name, body.model.version.text))
+    if record is not None and body.model.sha256 is not None and record.artifact_sha256 != body.model.sha256:
+        problems.append(
+            Diagnostic.at(
+                document.at(("spec", "model", "sha256")),
+                f"the evaluation record of {metadata.name} {body.model.version.text} was made from another "
+                "artifact; run `modelops evaluate` again",
+                severity=Severity.WARNING,
+                code="evaluation",
+            )
+        )
+        record = None
     resolved = ResolvedModel(
         name=metadata.name,
         environment=env.name,
@@ -126,5 +138,6 @@ def resolve_one(
         image=image,
         monitoring=body.monitoring,
         grafana=project.defaults.grafana,
+        evaluated=record,
     )
     return resolved, problems

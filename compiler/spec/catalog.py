@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from compiler.diagnostics import Diagnostic, DiagnosticError
 from compiler.errors import UsageError
+from compiler.evaluate.record import EvaluationRecord, load_records
 from compiler.spec.errors import diagnostics_from, dotted, suggest
 from compiler.spec.model import API_VERSION, ModelSpec
 from compiler.spec.project import PROJECT_FILE, Project
@@ -36,6 +37,7 @@ class Catalog:
     project_document: SourceDocument
     specs: list[LoadedSpec] = field(default_factory=list)
     spec_files: int = 0
+    evaluations: dict[tuple[str, str], EvaluationRecord] = field(default_factory=dict)
 
 
 def display_path(path: Path) -> str:
@@ -230,7 +232,9 @@ def load_catalog(
         loaded.append(LoadedSpec(document, spec, _relative_to_root(path, root)))
     if project is None:
         return None, diagnostics
-    return Catalog(root, project_file.resolve(), project, project_doc, loaded, len(files)), diagnostics
+    catalog = Catalog(root, project_file.resolve(), project, project_doc, loaded, len(files))
+    catalog.evaluations = load_records(root)
+    return catalog, diagnostics
 
 
 def _relative_to_root(path: Path, root: Path) -> str:

@@ -1,0 +1,92 @@
+"""`modelops evaluate`: score every model on its holdout set and check its gates."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from compiler.cli.report import format_github, print_diagnostics, use_color
+from compiler.diagnostics import Diagnostic
+from compiler.evaluate.record import EVALUATIONS_DIR
+from compiler.evaluate.runner import Report, gate_position, run
+from compiler.pipeline import check
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    checked = check(args.paths or [Path("specs")], args.project, args.environments)
+    if not checked.ok or checked.catalog is None:
+        print_diagnostics(checked.diagnostics, args.format)
+        print("evaluate stopped: fix the spec errors above first", file=sys.stderr)
+        return 1
+    catalog = checked.catalog
+    report = run(catalog, checked.models, write=not args.no_write)
+    if args.format == "json":
+        print(json.dumps(_as_json(report), indent=2, sort_keys=True))
+    elif args.format == "github":
+        for problem in report.problems:
+            print(format_github(problem))
+        for gate in report.failed:
+            model = next(
+                m for m in checked.models if m.name == gate.model and m.environment == gate.environment
+            )
+            place = gate_position(catalog, model, gate.gate)
+            measured = "not measured" if gate.measured is None else f"{gate.measured:g}"
+            message = (
+                f"{gate.model} ({gate.environment}): gate {gate.gate} needs {gate.bound}, measured {measured}"
+            )
+            print(format_github(Diagnostic(place.file, place.line, place.column, message, code="gate")))
+    else:
+        _print_table(report, args.no_write)
+    return 0 if report.ok else 1
+
+
+def _as_json(report: Report) -> dict[str, object]:
+    return {
+        "ok": report.ok,
+        "gates": [
+            {
+                "model": g.model,
+                "environment": g.environment,
+                "gate": g.gate,
+                "min": g.minimum,
+                "max": g.maximum,
+                "measured": g.measured,
+                "passed": g.passed,
+            }
+            for g in report.gates
+        ],
+        "problems": [{"file": p.file, "line": p.line, "message": p.message} for p in report.problems],
+        "records": [r.model_dump(mode="json") for r in report.records],
+        "skipped": report.skipped,
+    }
+
+
+def _print_table(report: Report, no_write: bool) -> None:
+    color = use_color(sys.stdout)
+    for problem in report.problems:
+        label = "\033[1;31merror\033[0m" if color else "error"
+        print(f"{problem.file}:{problem.line}:{problem.column}: {label}: {problem.message}")
+    if report.gates:
+        rows = [("MODEL", "ENVIRONMENT", "GATE", "REQUIRED", "MEASURED", "RESULT")]
+        for g in report.gates:
+            measured = "-" if g.measured is None else f"{g.measured:.4g}"
+            rows.append((g.model, g.environment, g.gate, g.bound, measured, "pass" if g.passed else "FAIL"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            if color and row[-1] == "FAIL":
+                line = f"\033[1;31m{line}\033[0m"
+            print(line)
+    for skipped in report.skipped:
+        print(f"no evaluation section: {skipped}")
+    passed = len(report.gates) - len(report.failed)
+    summary = (
+        f"{len(report.records)} model versions evaluated: {passed} gates passed, {len(report.failed)} failed"
+    )
+    if report.problems:
+        summary += f", {len(report.problems)} could not be evaluated"
+    if report.records and not no_write:
+        summary += f"; records in {EVALUATIONS_DIR}/"
+    print(summary)

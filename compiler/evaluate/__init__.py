@@ -1,0 +1,1 @@
+"""Evaluation gates: score a model on its holdout set and record metrics and drift baseline."""

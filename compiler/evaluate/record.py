@@ -1,0 +1,60 @@
+"""The evaluation record: measured metrics and drift baseline of one model version.
+
+`modelops evaluate` writes it to evaluations/<model>/<version>.json, committed like a lock
+file; `compile` reads it (no scikit-learn needed) to put measured gate values in the model
+card and the drift baseline in the runtime configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVALUATIONS_DIR = "evaluations"
+
+
+class FeatureBaseline(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    edges: list[float] = Field(description="Inner bin edges; bins are len(edges) + 1")
+    proportions: list[float]
+
+
+class EvaluationRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str
+    version: str
+    task: str
+    artifact_sha256: str
+    dataset: str
+    dataset_sha256: str
+    rows: int
+    metrics: dict[str, float]
+    baseline: dict[str, FeatureBaseline]
+
+
+def record_path(root: Path, model: str, version: str) -> Path:
+    return root / EVALUATIONS_DIR / model / f"{version}.json"
+
+
+def write_record(root: Path, record: EvaluationRecord) -> Path:
+    path = record_path(root, record.model, record.version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_records(root: Path) -> dict[tuple[str, str], EvaluationRecord]:
+    """Every readable record under evaluations/, keyed by (model, version)."""
+    records: dict[tuple[str, str], EvaluationRecord] = {}
+    directory = root / EVALUATIONS_DIR
+    if not directory.is_dir():
+        return records
+    for path in sorted(directory.glob("*/*.json")):
+        try:
+            record = EvaluationRecord.model_validate_json(path.read_bytes())
+        except (OSError, ValueError):
+            continue  # a damaged record is as good as none: evaluate writes it again
+        records[(record.model, record.version)] = record
+    return records

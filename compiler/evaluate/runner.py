@@ -1,0 +1,151 @@
+"""Run each model's evaluation once, then judge its gates in every environment."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.diagnostics import Diagnostic
+from compiler.evaluate.dataset import read_holdout
+from compiler.evaluate.record import EvaluationRecord, write_record
+from compiler.evaluate.scoring import check_fits_spec, drift_baseline, score
+from compiler.modelio.fetch import fetch, verify
+from compiler.modelio.skops_files import ArtifactError, load_model
+from compiler.resolve.resolved import ResolvedModel
+from compiler.spec.catalog import Catalog
+
+
+@dataclass(frozen=True)
+class GateResult:
+    model: str
+    environment: str
+    gate: str
+    minimum: float | None
+    maximum: float | None
+    measured: float | None
+
+    @property
+    def passed(self) -> bool:
+        if self.measured is None:
+            return False
+        return (self.minimum is None or self.measured >= self.minimum) and (
+            self.maximum is None or self.measured <= self.maximum
+        )
+
+    @property
+    def bound(self) -> str:
+        parts = []
+        if self.minimum is not None:
+            parts.append(f">= {self.minimum:g}")
+        if self.maximum is not None:
+            parts.append(f"<= {self.maximum:g}")
+        return " and ".join(parts)
+
+
+@dataclass
+class Report:
+    gates: list[GateResult] = field(default_factory=list)
+    records: list[EvaluationRecord] = field(default_factory=list)
+    problems: list[Diagnostic] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.problems
+
+
+def _key(model: ResolvedModel) -> tuple[object, ...]:
+    evaluation = model.evaluation
+    assert evaluation is not None
+    return (
+        model.name,
+        model.model.version.text,
+        model.model.uri.text,
+        model.model.sha256,
+        model.model.task,
+        tuple(f.name for f in model.model.features),
+        evaluation.dataset,
+        evaluation.target,
+    )
+
+
+def evaluate_one(model: ResolvedModel, root: Path) -> EvaluationRecord:
+    """Fetch, verify, load and score one model; raise ArtifactError with the reason if it cannot."""
+    evaluation = model.evaluation
+    assert evaluation is not None
+    artifact = fetch(model.model.uri.text, root)
+    digest = verify(artifact, model.model.sha256, model.model.uri.text)
+    estimator = load_model(artifact)
+    features = [f.name for f in model.model.features]
+    check_fits_spec(estimator, model.model.task, features)
+    dataset_bytes = fetch(evaluation.dataset, root)
+    holdout = read_holdout(dataset_bytes, evaluation.dataset, evaluation.target, features)
+    if not features and getattr(estimator, "n_features_in_", holdout.x.shape[1]) != holdout.x.shape[1]:
+        columns, expected = holdout.x.shape[1], estimator.n_features_in_
+        raise ArtifactError(f"{evaluation.dataset} has {columns} feature columns, the model takes {expected}")
+    try:
+        metrics = score(estimator, model.model.task, holdout)
+    except ValueError as err:  # e.g. class labels the model has never seen
+        raise ArtifactError(f"scoring {evaluation.dataset} failed: {err}") from err
+    return EvaluationRecord(
+        model=model.name,
+        version=model.model.version.text,
+        task=model.model.task,
+        artifact_sha256=digest,
+        dataset=evaluation.dataset,
+        dataset_sha256=hashlib.sha256(dataset_bytes).hexdigest(),
+        rows=len(holdout.y),
+        metrics=metrics,
+        baseline=drift_baseline(holdout),
+    )
+
+
+def run(catalog: Catalog, models: list[ResolvedModel], *, write: bool) -> Report:
+    report = Report()
+    done: dict[tuple[object, ...], EvaluationRecord | ArtifactError] = {}
+    sources = {loaded.source: loaded for loaded in catalog.specs}
+    for model in models:
+        if model.evaluation is None:
+            report.skipped.append(f"{model.name} ({model.environment})")
+            continue
+        key = _key(model)
+        if key not in done:
+            try:
+                done[key] = evaluate_one(model, catalog.root)
+            except ArtifactError as err:
+                done[key] = err
+            outcome = done[key]
+            if isinstance(outcome, EvaluationRecord):
+                report.records.append(outcome)
+                if write:
+                    write_record(catalog.root, outcome)
+            else:
+                document = sources[model.source].document
+                report.problems.append(
+                    Diagnostic.at(
+                        document.at(("spec", "model", "uri")), f"{model.name}: {outcome}", code="evaluate"
+                    )
+                )
+        outcome = done[key]
+        if not isinstance(outcome, EvaluationRecord):
+            continue
+        for name, gate in model.evaluation.gates.items():
+            report.gates.append(
+                GateResult(model.name, model.environment, name, gate.min, gate.max, outcome.metrics.get(name))
+            )
+    return report
+
+
+def gate_position(catalog: Catalog, model: ResolvedModel, gate: str) -> Diagnostic:
+    """Where a gate is written (its environment overlay, if it sets the gate), for annotations."""
+    loaded = next(loaded for loaded in catalog.specs if loaded.source == model.source)
+    overlay = ("spec", "environments", model.environment, "evaluation", "gates", gate)
+    base = ("spec", "evaluation", "gates", gate)
+    positions = loaded.document.positions
+    position = positions.keys.get(overlay) or loaded.document.key_at(base)
+    return Diagnostic.at(position, "")

@@ -1,0 +1,94 @@
+"""Score a fitted estimator on a holdout set: every metric a gate may name for its task."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from compiler.evaluate.dataset import Holdout
+from compiler.evaluate.record import FeatureBaseline
+from compiler.modelio.skops_files import ArtifactError
+
+BASELINE_BINS = 10
+
+
+def check_fits_spec(estimator: Any, task: str, features: list[str]) -> None:
+    """The artifact must be the kind of model the spec says, taking the spec's features."""
+    from sklearn.base import is_classifier, is_regressor
+
+    if task == "classification" and not is_classifier(estimator):
+        kind = type(estimator).__name__
+        raise ArtifactError(f"the spec says classification, but the artifact is a {kind}, not a classifier")
+    if task == "regression" and not is_regressor(estimator):
+        raise ArtifactError(
+            f"the spec says regression, but the artifact is a {type(estimator).__name__}, not a regressor"
+        )
+    expected = getattr(estimator, "n_features_in_", None)
+    if features and expected is not None and expected != len(features):
+        raise ArtifactError(f"the artifact takes {expected} features, but the spec lists {len(features)}")
+    names = getattr(estimator, "feature_names_in_", None)
+    if features and names is not None and list(names) != features:
+        trained = ", ".join(map(str, names))
+        raise ArtifactError(
+            f"the artifact was trained on features {trained}, but the spec lists {', '.join(features)}"
+        )
+
+
+def score(estimator: Any, task: str, holdout: Holdout) -> dict[str, float]:
+    from sklearn import metrics
+
+    y, predicted = holdout.y, estimator.predict(holdout.x)
+    if task == "regression":
+        mse = float(metrics.mean_squared_error(y, predicted))
+        return _rounded(
+            {
+                "mse": mse,
+                "rmse": math.sqrt(mse),
+                "mae": float(metrics.mean_absolute_error(y, predicted)),
+                "r2": float(metrics.r2_score(y, predicted)),
+            }
+        )
+    classes = list(getattr(estimator, "classes_", np.unique(y)))
+    binary = len(classes) == 2
+    average: Any = "binary" if binary else "macro"
+    extra: dict[str, Any] = {"pos_label": classes[1]} if binary else {}
+    found = {
+        "accuracy": float(metrics.accuracy_score(y, predicted)),
+        "precision": float(metrics.precision_score(y, predicted, average=average, zero_division=0, **extra)),
+        "recall": float(metrics.recall_score(y, predicted, average=average, zero_division=0, **extra)),
+        "f1": float(metrics.f1_score(y, predicted, average=average, zero_division=0, **extra)),
+    }
+    if hasattr(estimator, "predict_proba"):
+        proba = estimator.predict_proba(holdout.x)
+        try:
+            if binary:
+                found["roc_auc"] = float(metrics.roc_auc_score(y, proba[:, 1]))
+            else:
+                found["roc_auc"] = float(metrics.roc_auc_score(y, proba, multi_class="ovr", labels=classes))
+        except ValueError:
+            pass  # a holdout with one class only has no ROC curve; a roc_auc gate then fails as unmeasured
+    return _rounded(found)
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    """Six significant digits: enough for gates, stable across BLAS builds."""
+    return {name: float(f"{value:.6g}") for name, value in values.items()}
+
+
+def drift_baseline(holdout: Holdout, bins: int = BASELINE_BINS) -> dict[str, FeatureBaseline]:
+    """Per feature: inner edges at quantiles and the share of holdout rows in each bin."""
+    from compiler.metrics.drift import bin_index
+
+    baseline: dict[str, FeatureBaseline] = {}
+    for column, name in enumerate(holdout.features):
+        values = holdout.x[:, column]
+        quantiles = np.quantile(values, [i / bins for i in range(1, bins)])
+        edges = sorted({float(f"{q:.6g}") for q in quantiles})
+        counts = [0] * (len(edges) + 1)
+        for value in values:
+            counts[bin_index(edges, float(value))] += 1
+        proportions = [float(f"{c / len(values):.6g}") for c in counts]
+        baseline[name] = FeatureBaseline(edges=edges, proportions=proportions)
+    return baseline

@@ -1,0 +1,158 @@
+"""Load and save scikit-learn models as skops files, never unpickling anything.
+
+Loading: a file is refused unless every type it names is on an explicit trusted list, and
+pickle or joblib files are refused outright (unpickling runs arbitrary code).
+Saving: skops names array files after object ids and stamps zip entries with the current
+time, so two saves of one model differ; `deterministic_bytes` renumbers and re-stamps them
+so the same model gives the same bytes (and the same sha256 pin) every time.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from typing import Any
+
+TRUSTED_TYPES: tuple[str, ...] = (
+    "builtins.bytes",
+    "builtins.dict",
+    "builtins.float",
+    "builtins.int",
+    "builtins.list",
+    "builtins.slice",
+    "builtins.str",
+    "builtins.tuple",
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.ndarray",
+    "numpy.random._mt19937.MT19937",
+    "numpy.random.mtrand.RandomState",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.ensemble._forest.ExtraTreesRegressor",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.ensemble._gb.GradientBoostingClassifier",
+    "sklearn.ensemble._gb.GradientBoostingRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+    "sklearn.linear_model._base.LinearRegression",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.linear_model._ridge.Ridge",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.MinMaxScaler",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._tree.Tree",
+)
+
+ZIP_MAGIC = b"PK\x03\x04"
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+class ArtifactError(Exception):
+    """An artifact that cannot be used; the message says why and what to do."""
+
+
+def describe_foreign_format(data: bytes) -> str | None:
+    """Why `data` is not a skops file, in words, or None if it may be one."""
+    if data.startswith(ZIP_MAGIC):
+        return None
+    if data[:1] == b"\x80" or data.startswith((b"(dp", b"(lp", b"ccopy_reg")):
+        kind = "a pickle file"
+    elif data.startswith(
+        (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b'\x04"M\x18', b"ZL", b"x\x9c", b"x\x01", b"x\xda")
+    ):
+        kind = "a compressed (joblib?) file"
+    else:
+        kind = "not a skops file"
+    return (
+        f"the artifact is {kind}. modelops never unpickles: pickle and joblib run arbitrary code "
+        "when loaded. Save the model with skops.io.dump(model, 'model.skops') instead"
+    )
+
+
+def load_model(data: bytes, trusted: tuple[str, ...] = TRUSTED_TYPES) -> Any:
+    """The estimator in a skops file, if every type in it is trusted."""
+    problem = describe_foreign_format(data)
+    if problem is not None:
+        raise ArtifactError(problem)
+    import skops.io as sio
+
+    try:
+        named = types_in(data) | set(sio.get_untrusted_types(data=data))
+    except Exception as err:  # a damaged zip or schema: skops raises many kinds
+        raise ArtifactError(f"the skops file cannot be read: {err}") from err
+    untrusted = sorted(named - set(trusted))
+    if untrusted:
+        raise ArtifactError(
+            "the skops file contains types that are not on the trusted list: "
+            + ", ".join(untrusted)
+            + ". Loading them could run code from the file; use supported scikit-learn estimators"
+        )
+    try:
+        return sio.loads(data, trusted=list(trusted))
+    except Exception as err:
+        raise ArtifactError(f"the skops file cannot be loaded: {err}") from err
+
+
+def types_in(data: bytes) -> set[str]:
+    """Every type a skops file names: our list decides, not skops's broader default trust."""
+    schema = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("schema.json"))
+    found: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("__class__"), str) and isinstance(node.get("__module__"), str):
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def deterministic_bytes(model: Any) -> bytes:
+    """skops bytes for `model` that are the same on every save (ids renumbered, fixed times)."""
+    import skops.io as sio
+
+    original = zipfile.ZipFile(io.BytesIO(sio.dumps(model)))
+    schema = original.read("schema.json").decode()
+    numbers: dict[str, str] = {}
+    for match in re.finditer(r'"__id__": (\d+)|"file": "(\d+)\.npy"', schema):
+        number = match.group(1) or match.group(2)
+        numbers.setdefault(number, str(len(numbers) + 1))
+
+    def renumber(match: re.Match[str]) -> str:
+        if match.group(1):
+            return f'"__id__": {numbers[match.group(1)]}'
+        return f'"file": "{numbers[match.group(2)]}.npy"'
+
+    schema = re.sub(r'"__id__": (\d+)|"file": "(\d+)\.npy"', renumber, schema)
+    json.loads(schema)  # still valid
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        names = sorted(original.namelist())
+        for name in names:
+            content = schema.encode() if name == "schema.json" else original.read(name)
+            stem = name.removesuffix(".npy")
+            new_name = f"{numbers[stem]}.npy" if name.endswith(".npy") and stem in numbers else name
+            info = zipfile.ZipInfo(new_name, date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            target.writestr(info, content)
+    # Entry order must not depend on the original ids either.
+    return _sorted_zip(out.getvalue())
+
+
+def _sorted_zip(data: bytes) -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in sorted(source.infolist(), key=lambda i: i.filename):
+            target.writestr(info, source.read(info.filename))
+    return out.getvalue()

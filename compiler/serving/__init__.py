@@ -1,0 +1,1 @@
+"""`modelops serve`: the Open Inference Protocol v2 runtime that the builtin Deployment runs."""

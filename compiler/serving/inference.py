@@ -1,0 +1,155 @@
+"""Open Inference Protocol v2 requests: validate them against the feature schema, predict.
+
+Bad input is the client's problem, reported as InvalidInput (HTTP 400) with a reason that
+the invalid-input counter carries; it must never surface as a 500.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.runtime_config import RuntimeConfig
+
+MAX_ROWS = 10_000
+NUMERIC_TYPES = frozenset(
+    {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
+)
+
+
+class InvalidInput(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Batch:
+    columns: dict[str, list[float]]  # feature name -> values, in schema order
+    rows: int
+
+    def matrix(self) -> list[list[float]]:
+        names = list(self.columns)
+        return [[self.columns[name][i] for name in names] for i in range(self.rows)]
+
+
+def _flatten(data: Any) -> list[Any]:
+    if isinstance(data, list) and data and isinstance(data[0], list):
+        return [value for row in data for value in (row if isinstance(row, list) else [row])]
+    if isinstance(data, list):
+        return data
+    raise InvalidInput("schema", "'data' must be a list")
+
+
+def _number(value: Any, feature: str, kind: str) -> float:
+    if isinstance(value, bool):
+        if kind != "bool":
+            raise InvalidInput("type", f"feature {feature!r} expects a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, int | float):
+        raise InvalidInput("type", f"feature {feature!r} expects a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidInput("type", f"feature {feature!r} got a non-finite number")
+    if kind == "int" and not number.is_integer():
+        raise InvalidInput("type", f"feature {feature!r} expects an integer, got {value!r}")
+    return number
+
+
+def parse_request(body: Any, config: RuntimeConfig, n_features: int | None) -> Batch:
+    """A validated batch from an infer request body (already JSON-decoded)."""
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
+        raise InvalidInput("schema", "the body must be a JSON object with a non-empty 'inputs' list")
+    inputs = body["inputs"]
+    for tensor in inputs:
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise InvalidInput("schema", "every input needs a 'name', 'shape', 'datatype' and 'data'")
+        if str(tensor.get("datatype", "")).upper() not in NUMERIC_TYPES:
+            raise InvalidInput(
+                "type", f"input {tensor['name']!r}: datatype {tensor.get('datatype')!r} is not numeric"
+            )
+    features: list[tuple[str, str]] = [(f.name, f.type) for f in config.model.features]
+    if len(inputs) == 1 and (not features or inputs[0]["name"] not in dict(features)):
+        return _from_matrix(inputs[0], features, n_features)
+    return _from_columns(inputs, features)
+
+
+def _from_columns(inputs: list[dict[str, Any]], features: list[tuple[str, str]]) -> Batch:
+    given = {tensor["name"]: tensor for tensor in inputs}
+    names = [name for name, _ in features]
+    missing = [name for name in names if name not in given]
+    unknown = [name for name in given if name not in names]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing input(s) {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown input(s) {', '.join(unknown)}")
+        raise InvalidInput("schema", "; ".join(parts) + f"; the model takes {', '.join(names)}")
+    columns: dict[str, list[float]] = {}
+    rows: int | None = None
+    for name, kind in features:
+        values = _flatten(given[name].get("data"))
+        if rows is None:
+            rows = len(values)
+        elif len(values) != rows:
+            raise InvalidInput("schema", f"input {name!r} has {len(values)} values, others have {rows}")
+        columns[name] = [_number(v, name, kind) for v in values]
+    return _checked(columns, rows or 0)
+
+
+def _from_matrix(tensor: dict[str, Any], features: list[tuple[str, str]], n_features: int | None) -> Batch:
+    width = len(features) or n_features
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or len(shape) != 2 or not all(isinstance(s, int) for s in shape):
+        raise InvalidInput("schema", f"input {tensor['name']!r}: a single input needs shape [rows, {width}]")
+    rows, columns_given = shape
+    if width is not None and columns_given != width:
+        raise InvalidInput(
+            "schema", f"input {tensor['name']!r} has {columns_given} columns, the model takes {width}"
+        )
+    values = _flatten(tensor.get("data"))
+    if len(values) != rows * columns_given:
+        raise InvalidInput(
+            "schema",
+            f"input {tensor['name']!r}: shape {shape} needs {rows * columns_given} values, got {len(values)}",
+        )
+    names = [(name, kind) for name, kind in features] or [(f"x{i}", "float") for i in range(columns_given)]
+    columns = {
+        name: [_number(values[r * columns_given + c], name, kind) for r in range(rows)]
+        for c, (name, kind) in enumerate(names)
+    }
+    return _checked(columns, rows)
+
+
+def _checked(columns: dict[str, list[float]], rows: int) -> Batch:
+    if rows == 0:
+        raise InvalidInput("schema", "the request holds no rows")
+    if rows > MAX_ROWS:
+        raise InvalidInput("size", f"the request holds {rows} rows; the limit is {MAX_ROWS}")
+    return Batch(columns, rows)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def response(config: RuntimeConfig, predictions: list[Any], request_id: str | None) -> dict[str, Any]:
+    values = [_jsonable(v) for v in predictions]
+    if all(isinstance(v, bool) for v in values):
+        datatype = "BOOL"
+    elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        datatype = "INT64"
+    elif all(isinstance(v, int | float) for v in values):
+        datatype = "FP64"
+    else:
+        datatype, values = "BYTES", [str(v) for v in values]
+    body: dict[str, Any] = {
+        "model_name": config.model.name,
+        "model_version": config.model.version,
+        "outputs": [{"name": "predict", "shape": [len(values)], "datatype": datatype, "data": values}],
+    }
+    if request_id:
+        body["id"] = request_id
+    return body

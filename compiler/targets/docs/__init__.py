@@ -1,0 +1,1 @@
+"""Human documents: the model card (Jinja2, Markdown)."""

@@ -1,0 +1,66 @@
+"""The model card: what a reviewer or on-call engineer needs to know about a model, in Markdown."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from jinja2 import StrictUndefined, Template
+from jinja2.sandbox import SandboxedEnvironment
+
+from compiler.resolve.resolved import ResolvedModel
+from compiler.targets.grafana.uids import model_dashboard_uid
+from compiler.targets.prometheus.rules import AlertRule, dashboard_url
+
+
+@cache
+def _template() -> Template:
+    source = resources.files("compiler.targets.docs").joinpath("templates/model-card.md.j2").read_text()
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, trim_blocks=False, keep_trailing_newline=True
+    )
+    return env.from_string(source)
+
+
+def _gates(model: ResolvedModel) -> list[dict[str, str]]:
+    record = model.evaluated
+    if model.evaluation is None or record is None:
+        return []
+    rows = []
+    for name, gate in model.evaluation.gates.items():
+        measured = record.metrics.get(name)
+        required = " and ".join(
+            part
+            for part in (
+                f">= {gate.min:g}" if gate.min is not None else "",
+                f"<= {gate.max:g}" if gate.max is not None else "",
+            )
+            if part
+        )
+        passed = (
+            measured is not None
+            and (gate.min is None or measured >= gate.min)
+            and (gate.max is None or measured <= gate.max)
+        )
+        rows.append(
+            {
+                "name": name,
+                "required": required,
+                "measured": "not measured" if measured is None else f"{measured:.4g}",
+                "result": "pass" if passed else "**FAIL**",
+            }
+        )
+    return rows
+
+
+def model_card(model: ResolvedModel, alerts: list[AlertRule]) -> str:
+    text = _template().render(
+        model=model,
+        record=model.evaluated,
+        gates=_gates(model),
+        slo=model.monitoring.slo,
+        alerts=[{"name": a.alert, "severity": a.labels["severity"]} for a in alerts],
+        dashboard_url=dashboard_url(model),
+        dashboard_uid=model_dashboard_uid(model.environment, model.name),
+    )
+    return "\n".join(line.rstrip() for line in text.splitlines()).strip() + "\n"

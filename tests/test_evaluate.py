@@ -1,0 +1,188 @@
+"""`modelops evaluate`: real scikit-learn models and holdouts, gates, and refused artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+
+from compiler.evaluate.dataset import read_holdout
+from compiler.modelio.skops_files import ArtifactError, deterministic_bytes, load_model
+from tests.conftest import REPO, Result
+
+
+@pytest.fixture
+def repo(project: Path) -> Path:
+    """The bundled specs with their artifacts, holdouts and records, in a temporary root."""
+    return project
+
+
+def test_training_is_reproducible() -> None:
+    """specs/train.py makes byte-identical artifacts, so the sha256 pins stay valid."""
+    result = subprocess.run(
+        [sys.executable, "specs/train.py", "--check"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for path in (REPO / "models").rglob("*.skops"):
+        assert path.stat().st_size < 1024 * 1024
+
+
+def test_bundled_models_pass_their_gates(cli: Callable[..., Result], repo: Path) -> None:
+    result = cli("evaluate", repo / "specs")
+    assert result.code == 0, result.out
+    rows = [
+        line.split()
+        for line in result.out.splitlines()
+        if line.startswith(("credit-default", "loan-risk-score"))
+    ]
+    assert {(r[0], r[1], r[2]) for r in rows} >= {
+        ("credit-default", "production", "accuracy"),
+        ("credit-default", "staging", "roc_auc"),
+        ("loan-risk-score", "production", "mse"),
+        ("loan-risk-score", "staging", "r2"),
+    }
+    assert all(r[-1] == "pass" for r in rows)
+    assert "2 model versions evaluated: 10 gates passed, 0 failed" in result.out
+    # the records written are the committed ones: evaluate is deterministic
+    for path in (REPO / "evaluations").rglob("*.json"):
+        assert (repo / path.relative_to(REPO)).read_text() == path.read_text()
+
+
+def test_measured_accuracy_matches_scikit_learn(cli: Callable[..., Result], repo: Path) -> None:
+    payload = json.loads(cli("evaluate", repo / "specs", "--format", "json", "--no-write").out)
+    record = next(r for r in payload["records"] if r["model"] == "credit-default")
+    model = load_model((REPO / "models/credit-default/1.4.0/model.skops").read_bytes())
+    holdout = read_holdout((REPO / "data/credit-default/holdout.csv").read_bytes(), "holdout", "default", [])
+    expected = accuracy_score(holdout.y, model.predict(holdout.x))
+    assert record["metrics"]["accuracy"] == pytest.approx(expected, abs=1e-6)
+    assert set(record["metrics"]) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
+    baseline = record["baseline"]["income"]
+    assert len(baseline["proportions"]) == len(baseline["edges"]) + 1
+    assert sum(baseline["proportions"]) == pytest.approx(1.0, abs=1e-3)
+
+
+def _replace_artifact(repo: Path, content: bytes, *, unpin: bool = True) -> None:
+    (repo / "models/credit-default/1.4.0/model.skops").write_bytes(content)
+    spec = repo / "specs/credit-default.yaml"
+    text = spec.read_text()
+    if unpin:
+        text = "\n".join(line for line in text.splitlines() if "sha256:" not in line) + "\n"
+    spec.write_text(text)
+
+
+def _bad_classifier() -> LogisticRegression:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4))
+    return LogisticRegression().fit(x, rng.integers(0, 2, size=400))  # labels are noise
+
+
+def test_a_bad_model_fails_its_gates_with_a_table(cli: Callable[..., Result], repo: Path) -> None:
+    _replace_artifact(repo, deterministic_bytes(_bad_classifier()))
+    result = cli("evaluate", repo / "specs", "--no-write")
+    assert result.code == 1
+    failing = [line.split() for line in result.out.splitlines() if line.endswith("FAIL")]
+    assert {(r[0], r[2]) for r in failing} >= {("credit-default", "accuracy"), ("credit-default", "roc_auc")}
+    measured = float(next(r for r in failing if r[2] == "roc_auc")[-2])
+    assert measured < 0.85
+    assert "failed" in result.out.splitlines()[-1]
+
+
+def test_failing_gates_as_github_annotations(cli: Callable[..., Result], repo: Path) -> None:
+    _replace_artifact(repo, deterministic_bytes(_bad_classifier()))
+    result = cli("evaluate", repo / "specs", "--no-write", "--format", "github", "--env", "production")
+    assert result.code == 1
+    lines = [line for line in result.out.splitlines() if "gate roc_auc" in line]
+    assert lines and lines[0].startswith("::error file=")
+    assert (
+        "credit-default.yaml,line=26,col=7,title=modelops gate::credit-default (production): gate roc_auc needs >= 0.85"
+        in lines[0]
+    )
+
+
+def test_pickle_files_are_refused(cli: Callable[..., Result], repo: Path) -> None:
+    _replace_artifact(repo, pickle.dumps(_bad_classifier()))
+    result = cli("evaluate", repo / "specs", "--no-write")
+    assert result.code == 1
+    assert "credit-default: the artifact is a pickle file. modelops never unpickles" in result.out
+
+
+def test_joblib_files_are_refused(cli: Callable[..., Result], repo: Path, tmp_path: Path) -> None:
+    joblib.dump(_bad_classifier(), tmp_path / "m.joblib", compress=3)
+    _replace_artifact(repo, (tmp_path / "m.joblib").read_bytes())
+    result = cli("evaluate", repo / "specs", "--no-write")
+    assert result.code == 1
+    assert "joblib" in result.out and "never unpickles" in result.out
+
+
+def test_tampered_artifacts_are_refused(cli: Callable[..., Result], repo: Path) -> None:
+    artifact = repo / "models/credit-default/1.4.0/model.skops"
+    original = artifact.read_bytes()
+    _replace_artifact(repo, deterministic_bytes(_bad_classifier()), unpin=False)
+    result = cli("evaluate", repo / "specs", "--no-write")
+    assert result.code == 1
+    assert f"but the spec pins {hashlib.sha256(original).hexdigest()}" in result.out
+    assert "tampered" in result.out
+
+
+def test_untrusted_types_are_refused(cli: Callable[..., Result], repo: Path) -> None:
+    dummy = DummyClassifier().fit(np.zeros((4, 4)), [0, 1, 0, 1])
+    _replace_artifact(repo, deterministic_bytes(dummy))
+    result = cli("evaluate", repo / "specs", "--no-write")
+    assert result.code == 1
+    assert "not on the trusted list: sklearn.dummy.DummyClassifier" in result.out
+
+
+def test_artifact_must_match_the_task(cli: Callable[..., Result], repo: Path) -> None:
+    regressor = (repo / "models/loan-risk-score/2.1.0/model.skops").read_bytes()
+    _replace_artifact(repo, regressor)
+    result = cli("evaluate", repo / "specs", "--no-write")
+    assert result.code == 1
+    assert "the spec says classification, but the artifact is a RandomForestRegressor" in result.out
+
+
+def test_artifact_must_take_the_spec_features(cli: Callable[..., Result], repo: Path) -> None:
+    rng = np.random.default_rng(1)
+    three = LogisticRegression().fit(rng.normal(size=(50, 3)), rng.integers(0, 2, size=50))
+    _replace_artifact(repo, deterministic_bytes(three))
+    result = cli("evaluate", repo / "specs", "--no-write")
+    assert result.code == 1
+    assert "the artifact takes 3 features, but the spec lists 4" in result.out
+
+
+def test_missing_holdout_column(cli: Callable[..., Result], repo: Path) -> None:
+    csv = repo / "data/credit-default/holdout.csv"
+    csv.write_text(csv.read_text().replace("open_accounts", "accounts", 1))
+    result = cli("evaluate", repo / "specs", "--no-write")
+    assert result.code == 1
+    assert "missing feature column(s) open_accounts" in result.out
+
+
+def test_skops_loader_rejects_garbage() -> None:
+    with pytest.raises(ArtifactError, match="not a skops file"):
+        load_model(b"hello")
+    with pytest.raises(ArtifactError, match="cannot be read"):
+        load_model(b"PK\x03\x04garbage")
+
+
+def test_compile_uses_the_evaluation_record(repo: Path, cli: Callable[..., Result]) -> None:
+    assert cli("compile", repo / "specs", "--out", repo / "generated").code == 0
+    card = (repo / "generated/production/ml-production/credit-default/model-card.md").read_text()
+    assert "| roc_auc | >= 0.85 | 0.9117 | pass |" in card
+    shutil.rmtree(repo / "evaluations")
+    assert cli("compile", repo / "specs", "--out", repo / "generated").code == 0
+    card = (repo / "generated/production/ml-production/credit-default/model-card.md").read_text()
+    assert "Not evaluated yet: run `modelops evaluate`" in card
+    config = (repo / "generated/production/ml-production/credit-default/configmap.yaml").read_text()
+    assert "baseline" not in config
