@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.diagnostics import Diagnostic, unique_sorted
 from compiler.errors import UsageError
 from compiler.resolve.resolved import ResolvedModel
 from compiler.resolve.resolver import resolve_catalog
 from compiler.spec.catalog import Catalog, load_catalog
+
+if TYPE_CHECKING:
+    from compiler.gitops.repo import Snapshot
 
 
 @dataclass
@@ -37,3 +43,39 @@ def check(paths: list[Path], project: Path | None = None, environments: list[str
             )
     resolution = resolve_catalog(catalog, environments)
     return Checked(catalog, resolution.models, unique_sorted(diagnostics + resolution.diagnostics))
+
+
+@contextlib.contextmanager
+def check_at_ref(
+    paths: list[Path], project: Path | None, environments: list[str] | None, ref: str
+) -> Iterator[tuple[Checked, Snapshot]]:
+    """`check` on the project as it is at a Git ref; diagnostics name files as REF:path."""
+    from compiler.gitops.repo import snapshot
+    from compiler.spec.catalog import find_project_file
+
+    project_file = find_project_file(paths, project).resolve()
+    project_dir = project_file.parent
+    with snapshot(project_dir, ref) as snap:
+        moved = [_moved(path, project_dir, snap.root) for path in paths] or [snap.root / project_dir.name]
+        checked = check(moved, snap.root / project_dir.name / project_file.name, environments)
+        checked.diagnostics = [_renamed(d, snap.root, ref) for d in checked.diagnostics]
+        yield checked, snap
+
+
+def _moved(path: Path, project_dir: Path, root: Path) -> Path:
+    absolute = path.resolve()
+    try:
+        return root / absolute.relative_to(project_dir.parent)
+    except ValueError:
+        raise UsageError(f"{path} is not inside the project ({project_dir.parent})") from None
+
+
+def _renamed(diagnostic: Diagnostic, root: Path, ref: str) -> Diagnostic:
+    absolute = Path(diagnostic.file).resolve()
+    try:
+        name = f"{ref}:{absolute.relative_to(root.resolve()).as_posix()}"
+    except ValueError:
+        return diagnostic
+    return Diagnostic(
+        name, diagnostic.line, diagnostic.column, diagnostic.message, diagnostic.severity, diagnostic.code
+    )

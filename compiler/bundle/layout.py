@@ -14,7 +14,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from compiler.bundle.bundle import Bundle
@@ -98,6 +98,21 @@ def _model_files(job: Job) -> list[ModelFile]:
     return [(name, serialise(name, doc), is_object) for name, doc, is_object in model_documents(job)]
 
 
+NOT_OBJECTS = frozenset({"model-card.md", "rules.yaml", "rules.test.yaml", "dashboard.json"})
+
+
+def is_object(filename: str) -> bool:
+    """Whether a file in a model's directory is a Kubernetes object (and so in the kustomization)."""
+    return filename not in NOT_OBJECTS and filename != KUSTOMIZATION
+
+
+def model_directory(model: ResolvedModel) -> str:
+    return f"{model.environment}/{model.namespace}/{model.name}"
+
+
+Reuse = Callable[[ResolvedModel], list[ModelFile] | None]
+
+
 def render_all(
     models: list[ResolvedModel], stamp: Stamp, environments: tuple[tuple[str, str], ...]
 ) -> list[list[ModelFile]]:
@@ -111,13 +126,27 @@ def render_all(
 
 
 def build_bundle(
-    models: list[ResolvedModel], project: Project, stamp: Stamp, environments: list[str]
+    models: list[ResolvedModel],
+    project: Project,
+    stamp: Stamp,
+    environments: list[str],
+    reuse: Reuse | None = None,
 ) -> Bundle:
-    """Every output file for the chosen environments (no I/O; the same bytes on every run)."""
+    """Every output file for the chosen environments (the same bytes on every run).
+
+    `reuse` may hand back a model's files from an earlier compile of identical inputs, so
+    that only changed models are rendered; the result is the same bytes either way.
+    """
     bundle = Bundle()
     chosen = sorted((m for m in models if m.environment in environments), key=lambda m: m.key)
     names = tuple((env.name, env.namespace) for env in project.environments)
-    rendered = dict(zip((m.key for m in chosen), render_all(chosen, stamp, names), strict=True))
+    rendered: dict[tuple[str, str, str], list[ModelFile]] = {}
+    for model in chosen:
+        kept = reuse(model) if reuse is not None else None
+        if kept is not None:
+            rendered[model.key] = kept
+    pending = [m for m in chosen if m.key not in rendered]
+    rendered.update(zip((m.key for m in pending), render_all(pending, stamp, names), strict=True))
     for environment in environments:
         env_models = sorted((m for m in models if m.environment == environment), key=lambda m: m.key)
         env_files: list[str] = []
@@ -245,14 +274,15 @@ def _flux_kustomization(project: Project, environment: str) -> dict[str, Any]:
     }
 
 
-def with_manifest(files: dict[str, bytes]) -> dict[str, bytes]:
-    """Add the manifest that marks the tree as written by modelops and lists its files."""
+def with_manifest(files: dict[str, bytes], inputs: dict[str, str] | None = None) -> dict[str, bytes]:
+    """Add the manifest that marks the tree as written by modelops, lists its files, and
+    records a hash of each model directory's inputs (for incremental compiles)."""
     listing = {
         path: hashlib.sha256(content).hexdigest()
         for path, content in sorted(files.items())
         if path != MANIFEST
     }
-    manifest = {"generator": "modelops", "files": listing}
+    manifest = {"generator": "modelops", "files": listing, "inputs": dict(sorted((inputs or {}).items()))}
     result = {path: content for path, content in files.items() if path != MANIFEST}
     result[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     return result

@@ -7,11 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from compiler.bundle.layout import build_bundle, environment_paths, with_manifest
 from compiler.bundle.writer import TreeChanges, compare, read_tree, write_tree
 from compiler.cli.report import print_diagnostics
+from compiler.compile import compile_checked
 from compiler.errors import UsageError
-from compiler.pipeline import check
+from compiler.pipeline import Checked, check, check_at_ref
+from compiler.spec.catalog import find_project_file
 from compiler.targets.kubernetes.labels import Stamp
 
 EXIT_OK, EXIT_STALE = 0, 1
@@ -19,7 +20,16 @@ EXIT_OK, EXIT_STALE = 0, 1
 
 def run_compile(args: argparse.Namespace) -> int:
     paths = args.paths or [Path("specs")]
-    checked = check(paths, args.project, args.environments)
+    if args.ref is None:
+        return _compile(args, check(paths, args.project, args.environments), None, None)
+    working = find_project_file(paths, args.project).resolve().parent.parent
+    with check_at_ref(paths, args.project, args.environments, args.ref) as (checked, snap):
+        return _compile(args, checked, snap.commit, working / "generated")
+
+
+def _compile(
+    args: argparse.Namespace, checked: Checked, ref_commit: str | None, default_out: Path | None
+) -> int:
     errors = [d for d in checked.diagnostics if d.is_error]
     if errors or checked.catalog is None:
         print_diagnostics(checked.diagnostics, args.format)
@@ -29,21 +39,17 @@ def run_compile(args: argparse.Namespace) -> int:
     project = catalog.project
     if args.format == "text":
         print_diagnostics(checked.diagnostics, "text")  # warnings only, if any
-    stamp_enabled = project.output.stamp if args.stamp is None else args.stamp
     commit = None
-    if stamp_enabled:
+    if ref_commit is not None:  # compiling a ref: the stamp is that commit, unless --no-stamp
+        commit = None if args.stamp is False else ref_commit
+    elif project.output.stamp if args.stamp is None else args.stamp:
         from compiler.gitops.stamp import commit_stamp
 
         commit = commit_stamp(catalog.project_file.parent)
-    environments = args.environments or [env.name for env in project.environments]
-    bundle = build_bundle(checked.models, project, Stamp(commit), environments)
-    out: Path = args.out if args.out is not None else catalog.root / "generated"
+    out: Path = args.out if args.out is not None else default_out or catalog.root / "generated"
     existing = read_tree(out)
-    files = dict(bundle.files)
-    if args.environments:  # keep what belongs to the environments we are not compiling
-        ours = tuple(p for env in environments for p in environment_paths(env))
-        files.update({p: c for p, c in existing.items() if not p.startswith(ours) and p not in files})
-    files = with_manifest(files)
+    compiled = compile_checked(checked, Stamp(commit), existing, args.environments, incremental=not args.full)
+    files = compiled.files
     if args.check:
         changes = compare(files, existing)
         _report(changes, out, args.format, check=True, models=len(checked.models))
@@ -55,6 +61,8 @@ def run_compile(args: argparse.Namespace) -> int:
             f"cannot write {out}: {err.strerror or err}; the previous tree was left as it was"
         ) from err
     _report(changes, out, args.format, check=False, models=len(checked.models), total=len(files))
+    if args.format == "text":
+        print(f"rendered {compiled.rendered}, reused {compiled.reused} unchanged")
     return EXIT_OK
 
 

@@ -92,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write nothing; list files that would be added, changed or removed; exit 1 if stale",
     )
+    compile_.add_argument(
+        "--ref",
+        metavar="REF",
+        help="compile the specs as they are at this commit, branch or tag (read from Git, no checkout)",
+    )
+    compile_.add_argument(
+        "--full",
+        action="store_true",
+        help="render every model again (default: reuse the files of models whose inputs are unchanged)",
+    )
     stamp = compile_.add_mutually_exclusive_group()
     stamp.add_argument(
         "--stamp",
@@ -104,6 +114,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-stamp", dest="stamp", action="store_false", help="leave the Git commit annotation out"
     )
     compile_.set_defaults(handler=_run_compile)
+
+    diff = commands.add_parser(
+        "diff",
+        help="what compiling another version of the specs changes (per model, per file)",
+        description="Compile the specs at --base and at --head (default: the working tree), compare "
+        "the output file by file and object by object, and summarise per model and environment. "
+        "Exit codes: 0 no change, 1 changes, 2 error, 4 unaccepted breaking changes with "
+        "--fail-on-breaking.",
+    )
+    _add_input_arguments(diff)
+    diff.add_argument("--base", metavar="REF", help="the commit, branch or tag to compare against")
+    diff.add_argument("--head", metavar="REF", help="the other side (default: the working tree)")
+    diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    diff.add_argument(
+        "--fail-on-breaking",
+        action="store_true",
+        help="exit 4 on breaking changes unless accepted (--allow-breaking, or a commit trailer "
+        "'Modelops-Allow-Breaking: yes' between base and head)",
+    )
+    diff.add_argument(
+        "--allow-breaking", action="store_true", help="accept breaking changes (e.g. a PR label)"
+    )
+    diff.set_defaults(handler=_run_diff)
+
+    history = commands.add_parser(
+        "history",
+        help="each version a model had, from the Git log of its spec",
+        description="List each version MODEL had: when, in which commit, by whom, and its "
+        "gate results where an evaluation record was committed with it.",
+    )
+    history.add_argument("model", metavar="MODEL")
+    history.add_argument("paths", nargs="*", type=Path, metavar="PATHS", help="default: specs/")
+    history.add_argument("--project", type=Path, metavar="FILE")
+    history.add_argument("--format", choices=("text", "json"), default="text")
+    history.set_defaults(handler=_run_history)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -177,6 +222,19 @@ def _run_compile(args: argparse.Namespace) -> int:
     from compiler.cli.compile_command import run_compile
 
     return run_compile(args)
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    from compiler.cli.diff_command import run_diff
+
+    return run_diff(args)
+
+
+def _run_history(args: argparse.Namespace) -> int:
+    from compiler.gitops.history import history, render
+
+    sys.stdout.write(render(history(args.model, args.paths or [Path("specs")], args.project), args.format))
+    return EXIT_OK
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

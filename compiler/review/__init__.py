@@ -1,0 +1,1 @@
+"""Reviewing a change: what compiling two versions of the specs changes, in words and files."""
