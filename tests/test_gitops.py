@@ -201,9 +201,11 @@ def test_diff_formats(cli: Callable[..., Result], in_story: History) -> None:
     assert "+        pager: loans" in markdown
 
 
-def test_diff_needs_a_base(cli: Callable[..., Result], in_story: History) -> None:
-    result = cli("diff", "specs")
-    assert result.code == 2 and "pass --base REF" in result.err
+def test_head_needs_a_base(cli: Callable[..., Result], in_story: History) -> None:
+    result = cli("diff", "specs", "--head", "fixed")
+    assert result.code == 2 and "--head needs --base REF" in result.err
+    result = cli("diff", "specs", "--format", "markdown")
+    assert result.code == 2 and "--format markdown is for diff --base" in result.err
 
 
 def test_history(cli: Callable[..., Result], in_story: History) -> None:

@@ -57,10 +57,7 @@ def _acknowledged(args: argparse.Namespace) -> bool:
 
 def run_diff(args: argparse.Namespace) -> int:
     if args.base is None:
-        raise UsageError(
-            "a diff against a live cluster comes with `modelops apply` and is not available yet; "
-            "pass --base REF to compare the specs at REF with the working tree (or --head REF)"
-        )
+        raise UsageError("--head needs --base REF: the other side of the comparison")
     with _side(args, args.base) as base:
         base_files = _compiled(base, f"base ({args.base})")
         base_models = base.models

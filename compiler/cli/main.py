@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from compiler import __version__
+from compiler.errors import UsageError
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -124,9 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-breaking.",
     )
     _add_input_arguments(diff)
-    diff.add_argument("--base", metavar="REF", help="the commit, branch or tag to compare against")
+    diff.add_argument(
+        "--base",
+        metavar="REF",
+        help="compare with the specs at this Git ref (without it: with the live cluster)",
+    )
     diff.add_argument("--head", metavar="REF", help="the other side (default: the working tree)")
     diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    diff.add_argument(
+        "--context", metavar="CTX", help="kube context (default: the environment's, else current)"
+    )
+    diff.add_argument(
+        "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG or ~/.kube/config)"
+    )
     diff.add_argument(
         "--fail-on-breaking",
         action="store_true",
@@ -149,6 +160,40 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--project", type=Path, metavar="FILE")
     history.add_argument("--format", choices=("text", "json"), default="text")
     history.set_defaults(handler=_run_history)
+
+    apply = commands.add_parser(
+        "apply",
+        help="server-side apply the compiled output to the cluster, with inventory and prune",
+        description="Compile the specs, then server-side apply (field manager modelops) every object "
+        "whose dry run shows a change, in stages; record ownership in an ApplySet per namespace; "
+        "optionally prune what the output no longer has and wait for rollouts.",
+    )
+    _add_input_arguments(apply)
+    apply.add_argument(
+        "--context", metavar="CTX", help="kube context (default: the environment's, else current)"
+    )
+    apply.add_argument(
+        "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG or ~/.kube/config)"
+    )
+    apply.add_argument("--prune", action="store_true", help="delete owned objects the output no longer has")
+    apply.add_argument(
+        "--prune-max-share",
+        type=float,
+        default=0.5,
+        metavar="SHARE",
+        help="refuse to prune more than this share of the owned objects (default 0.5)",
+    )
+    apply.add_argument("--prune-allow-mass-delete", action="store_true", help="lift the prune share guard")
+    apply.add_argument("--dry-run", action="store_true", help="show what would be applied and pruned")
+    apply.add_argument("--wait", action="store_true", help="wait until Deployments have rolled out")
+    apply.add_argument(
+        "--timeout", type=float, default=300, metavar="SECONDS", help="for --wait (default 300)"
+    )
+    apply.add_argument("--force-conflicts", action="store_true", help="take over fields another manager owns")
+    apply.add_argument(
+        "--force", action="store_true", help="delete and recreate objects whose immutable fields changed"
+    )
+    apply.set_defaults(handler=_run_apply)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -225,9 +270,21 @@ def _run_compile(args: argparse.Namespace) -> int:
 
 
 def _run_diff(args: argparse.Namespace) -> int:
+    if args.base is None and args.head is None:
+        if args.format == "markdown":
+            raise UsageError("--format markdown is for diff --base (the pull-request comment)")
+        from compiler.cli.reconcile_command import run_cluster_diff
+
+        return run_cluster_diff(args)
     from compiler.cli.diff_command import run_diff
 
     return run_diff(args)
+
+
+def _run_apply(args: argparse.Namespace) -> int:
+    from compiler.cli.reconcile_command import run_apply
+
+    return run_apply(args)
 
 
 def _run_history(args: argparse.Namespace) -> int:
@@ -265,7 +322,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
-    from compiler.errors import UsageError
 
     try:
         return handler(args)

@@ -1,0 +1,37 @@
+"""python -m tests.testenv start|stop|build --state DIR: the test control plane by hand.
+
+python -m tests.testenv start --state /tmp/kube     # then: KUBECONFIG=/tmp/kube/kubeconfig
+python -m tests.testenv stop --state /tmp/kube
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tests.testenv import build, controlplane
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.testenv")
+    parser.add_argument("action", choices=("start", "stop", "build"))
+    parser.add_argument(
+        "--state", type=Path, default=Path(".testenv"), help="directory for data, logs, kubeconfig"
+    )
+    args = parser.parse_args()
+    if args.action == "build":
+        for name, path in build.build_all().items():
+            print(f"{name}: {path}")
+        return 0
+    if args.action == "stop":
+        controlplane.stop(args.state)
+        print(f"stopped the control plane in {args.state}")
+        return 0
+    plane = controlplane.start(args.state)
+    controlplane.install_crds(plane)
+    print(f"kube-apiserver at {plane.server}; export KUBECONFIG={plane.kubeconfig}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""Start and stop etcd and kube-apiserver on loopback, and write a kubeconfig for them.
+
+Everything lives in a state directory: data, certificates, logs, pid files and the
+kubeconfig, so `python -m tests.testenv stop --state DIR` can stop what `start` started.
+Authentication is a static bearer token for a user in system:masters; authorization is RBAC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tests.testenv import build
+
+READY_TIMEOUT = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    state: Path
+    server: str
+    token: str
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"
+
+    @property
+    def ca(self) -> Path:
+        return self.state / "certs" / "apiserver.crt"
+
+
+def _spawn(name: str, args: list[str], state: Path) -> int:
+    log = (state / f"{name}.log").open("ab")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (state / f"{name}.pid").write_text(str(process.pid))
+    return process.pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _ready(server: str, token: str, ca: Path) -> bool:
+    if not ca.is_file():
+        return False
+    context = ssl.create_default_context(cafile=str(ca))
+    request = urllib.request.Request(f"{server}/readyz", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=5) as response:
+            return bool(response.status == 200)
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def start(state: Path) -> ControlPlane:
+    """Start etcd and kube-apiserver in the background; return when /readyz answers."""
+    state.mkdir(parents=True, exist_ok=True)
+    apiserver, etcd = build.kube_apiserver(), build.etcd()
+    client, peer, secure = _free_port(), _free_port(), _free_port()
+    previous = (
+        json.loads((state / "controlplane.json").read_text())
+        if (state / "controlplane.json").is_file()
+        else {}
+    )
+    etcd_pid = state / "etcd.pid"
+    if previous.get("etcd_port") and etcd_pid.is_file() and _alive(int(etcd_pid.read_text())):
+        client = int(previous["etcd_port"])  # etcd outlived its API server: keep it and its data
+    else:
+        _start_etcd(etcd, state, client, peer)
+    _start_apiserver(apiserver, state, client, secure)
+    return _await(state, secure, client)
+
+
+def _start_etcd(etcd: Path, state: Path, client: int, peer: int) -> None:
+    _spawn(
+        "etcd",
+        [
+            str(etcd),
+            "--name=default",
+            f"--data-dir={state / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{client}",
+            f"--advertise-client-urls=http://127.0.0.1:{client}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=default=http://127.0.0.1:{peer}",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ],
+        state,
+    )
+
+
+def _start_apiserver(apiserver: Path, state: Path, client: int, secure: int) -> None:
+    token = secrets.token_hex(16)
+    (state / "tokens.csv").write_text(f'{token},modelops-admin,1000,"system:masters"\n')
+    key = state / "service-account.key"
+    if not key.is_file():
+        subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    certs = state / "certs"
+    certs.mkdir(exist_ok=True)
+    _spawn(
+        "kube-apiserver",
+        [
+            str(apiserver),
+            f"--etcd-servers=http://127.0.0.1:{client}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={secure}",
+            f"--cert-dir={certs}",
+            f"--token-auth-file={state / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={key}",
+            f"--service-account-signing-key-file={key}",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+        ],
+        state,
+    )
+
+
+def _await(state: Path, secure: int, client: int) -> ControlPlane:
+    token = (state / "tokens.csv").read_text().split(",", 1)[0]
+    server = f"https://127.0.0.1:{secure}"
+    plane = ControlPlane(state, server, token)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not _ready(server, token, plane.ca):
+        for name in ("etcd", "kube-apiserver"):
+            if not _alive(int((state / f"{name}.pid").read_text())):
+                log = (state / f"{name}.log").read_text()[-3000:]
+                stop(state)
+                raise RuntimeError(f"{name} exited during start-up:\n{log}")
+        if time.monotonic() > deadline:
+            stop(state)
+            raise RuntimeError(
+                f"kube-apiserver not ready after {READY_TIMEOUT}s; see {state}/kube-apiserver.log"
+            )
+        time.sleep(0.25)
+    _write_kubeconfig(plane)
+    (state / "controlplane.json").write_text(json.dumps({"server": server, "etcd_port": client}))
+    return plane
+
+
+def _write_kubeconfig(plane: ControlPlane) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "testenv", "cluster": {"server": plane.server, "certificate-authority": str(plane.ca)}}
+        ],
+        "users": [{"name": "admin", "user": {"token": plane.token}}],
+        "contexts": [{"name": "testenv", "context": {"cluster": "testenv", "user": "admin"}}],
+        "current-context": "testenv",
+    }
+    plane.kubeconfig.write_text(yaml.safe_dump(config))
+
+
+def stop(state: Path, timeout: float = 20) -> None:
+    """Stop kube-apiserver, then etcd; SIGTERM first, SIGKILL if they linger."""
+    for name in ("kube-apiserver", "etcd"):
+        pid_file = state / f"{name}.pid"
+        if not pid_file.is_file():
+            continue
+        pid = int(pid_file.read_text())
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        pid_file.unlink(missing_ok=True)
+
+
+def install_crds(plane: ControlPlane) -> None:
+    """Install the Prometheus Operator CRDs and wait until they are served."""
+    from kubernetes import client, config, utils
+
+    api = config.new_client_from_config(str(plane.kubeconfig))
+    for path in build.prometheus_operator_crds():
+        with contextlib.suppress(utils.FailToCreateError):  # already there on a reused state
+            utils.create_from_yaml(api, str(path))
+    extensions = client.ApiextensionsV1Api(api)
+    deadline = time.monotonic() + 60
+    names = ["prometheusrules.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com"]
+    while time.monotonic() < deadline:
+        conditions = [
+            {
+                c.type: c.status
+                for c in (extensions.read_custom_resource_definition(n).status.conditions or [])
+            }
+            for n in names
+        ]
+        if all(c.get("Established") == "True" for c in conditions):
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the Prometheus Operator CRDs were not established within 60s")
