@@ -378,3 +378,25 @@ def test_api_server_stopped_mid_apply_then_rerun_converges(
         assert "staging: 0 applied" in again.out
     finally:
         controlplane.stop(state)
+
+
+def test_the_control_plane_works_from_the_command_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    state = tmp_path / "cli-plane"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = subprocess.run([sys.executable, "-m", "tests.testenv", "start", "--state", str(state)], capture_output=True, text=True, env=env, cwd=REPO)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"export KUBECONFIG={state / 'kubeconfig'}" in started.stdout
+        from kubernetes import client, config
+
+        api = config.new_client_from_config(str(state / "kubeconfig"))
+        crds = {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
+        assert {"prometheusrules.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com"} <= crds
+    finally:
+        stopped = subprocess.run([sys.executable, "-m", "tests.testenv", "stop", "--state", str(state)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert stopped.returncode == 0
+    assert not (state / "kube-apiserver.pid").exists() and not (state / "etcd.pid").exists()

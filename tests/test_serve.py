@@ -307,3 +307,21 @@ def test_concurrent_requests(credit: Runtime) -> None:
     for t in threads:
         t.join()
     assert codes == [200] * 160
+
+
+def test_missing_extras_and_unreachable_hosts_are_clear(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from compiler.modelio.fetch import fetch
+    from compiler.modelio.skops_files import ArtifactError
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if the s3 extra were not installed
+    with pytest.raises(ArtifactError, match=r"needs the optional extra: pip install 'modelops\[s3\]'"):
+        fetch("s3://bucket/model.skops", tmp_path)
+    monkeypatch.setitem(sys.modules, "google.cloud", None)
+    with pytest.raises(ArtifactError, match=r"modelops\[gcs\]"):
+        fetch("gs://bucket/model.skops", tmp_path)
+    with pytest.raises(ArtifactError, match=re.escape("cannot download https://127.0.0.1:9/model.skops")):
+        fetch("https://127.0.0.1:9/model.skops", tmp_path, timeout=5)
+    with pytest.raises(ArtifactError, match="not found"):
+        fetch("missing.skops", tmp_path)

@@ -50,8 +50,8 @@ def _as_json(report: Report) -> dict[str, object]:
                 "model": g.model,
                 "environment": g.environment,
                 "gate": g.gate,
-                "min": g.minimum,
-                "max": g.maximum,
+                "min": g.rule.min,
+                "max": g.rule.max,
                 "measured": g.measured,
                 "passed": g.passed,
             }

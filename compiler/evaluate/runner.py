@@ -14,6 +14,7 @@ from compiler.modelio.fetch import fetch, verify
 from compiler.modelio.skops_files import ArtifactError, load_model
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.catalog import Catalog
+from compiler.spec.model import Gate
 
 
 @dataclass(frozen=True)
@@ -21,26 +22,16 @@ class GateResult:
     model: str
     environment: str
     gate: str
-    minimum: float | None
-    maximum: float | None
+    rule: Gate
     measured: float | None
 
     @property
     def passed(self) -> bool:
-        if self.measured is None:
-            return False
-        return (self.minimum is None or self.measured >= self.minimum) and (
-            self.maximum is None or self.measured <= self.maximum
-        )
+        return self.rule.passes(self.measured)
 
     @property
     def bound(self) -> str:
-        parts = []
-        if self.minimum is not None:
-            parts.append(f">= {self.minimum:g}")
-        if self.maximum is not None:
-            parts.append(f"<= {self.maximum:g}")
-        return " and ".join(parts)
+        return self.rule.describe()
 
 
 @dataclass
@@ -136,7 +127,7 @@ def run(catalog: Catalog, models: list[ResolvedModel], *, write: bool) -> Report
             continue
         for name, gate in model.evaluation.gates.items():
             report.gates.append(
-                GateResult(model.name, model.environment, name, gate.min, gate.max, outcome.metrics.get(name))
+                GateResult(model.name, model.environment, name, gate, outcome.metrics.get(name))
             )
     return report
 

@@ -13,6 +13,7 @@ from compiler.errors import UsageError
 from compiler.evaluate.record import EVALUATIONS_DIR
 from compiler.gitops.repo import blob_at, open_repo
 from compiler.spec.catalog import find_project_file, find_spec_files
+from compiler.spec.model import Gate
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,13 @@ def _gates(commit_blob: bytes | None, spec: bytes) -> dict[str, str]:
     found = {}
     for name, bound in gates.items():
         value = metrics.get(name)
-        if value is None:
-            found[name] = "not measured"
-            continue
-        ok = (bound.get("min") is None or value >= bound["min"]) and (
-            bound.get("max") is None or value <= bound["max"]
+        try:
+            gate = Gate.model_validate(bound)
+        except ValueError:
+            continue  # a gate that was invalid at that commit says nothing
+        found[name] = (
+            "not measured" if value is None else f"{value:.4g} {'pass' if gate.passes(value) else 'FAIL'}"
         )
-        found[name] = f"{value:.4g} {'pass' if ok else 'FAIL'}"
     return found
 
 

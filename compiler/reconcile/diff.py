@@ -11,6 +11,7 @@ import copy
 import difflib
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from compiler.reconcile.inventory import ApplySet, members, owned
 from compiler.reconcile.objects import Desired
 
 FIELD_MANAGER = "modelops"
+PARALLEL_REQUESTS = 8
 HIDDEN_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
 HIDDEN_ANNOTATIONS = ("deployment.kubernetes.io/revision", "kubectl.kubernetes.io/last-applied-configuration")
 
@@ -118,17 +120,16 @@ def plan(
 
     by_namespace = {a.namespace: a for a in applysets}
     new_namespaces = {d.name for d in objects if d.kind == "Namespace" and _live(cluster, d) is None}
-    changes: list[Change] = []
-    for desired in objects:
+
+    def one(desired: Desired) -> Change:
         body = (
             owned(desired.body, by_namespace[desired.namespace])
             if desired.namespace in by_namespace
             else desired.body
         )
-        live = None if desired.namespace in new_namespaces else _live(cluster, desired)
         if desired.namespace in new_namespaces:
-            changes.append(Change(desired, desired.ref, desired.model, "added", None, clean(body)))
-            continue
+            return Change(desired, desired.ref, desired.model, "added", None, clean(body))
+        live = _live(cluster, desired)
         conflicts: list[str] = []
         try:
             try:
@@ -148,20 +149,19 @@ def plan(
                     desired, desired.ref, desired.model, "recreate", before, clean(body), live=live
                 )
                 recreate.conflicts = [_message(error)]
-                changes.append(recreate)
-                continue
+                return recreate
             raise
-        if conflicts:
-            before = clean(live) if live else None
-            conflict = Change(
-                desired, desired.ref, desired.model, "conflict", before, clean(merged), live=live
-            )
-            conflict.conflicts = conflicts
-            changes.append(conflict)
-            continue
         before, after = (clean(live) if live else None), clean(merged)
+        if conflicts:
+            conflict = Change(desired, desired.ref, desired.model, "conflict", before, after, live=live)
+            conflict.conflicts = conflicts
+            return conflict
         status = "added" if live is None else ("unchanged" if before == after else "changed")
-        changes.append(Change(desired, desired.ref, desired.model, status, before, after, live=live))
+        return Change(desired, desired.ref, desired.model, status, before, after, live=live)
+
+    # Each object costs two round trips (GET, dry run); they are independent, so overlap them.
+    with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
+        changes = list(pool.map(one, objects))
     wanted = {(d.group_kind, d.namespace, d.name) for d in objects}
     for applyset in applysets:
         for member in members(cluster, applyset):

@@ -62,15 +62,7 @@ def _gates(m: ResolvedModel) -> dict[str, str]:
         return {}
     found = {}
     for name, gate in m.evaluation.gates.items():
-        bound = " and ".join(
-            p
-            for p in (
-                f">= {gate.min:g}" if gate.min is not None else "",
-                f"<= {gate.max:g}" if gate.max is not None else "",
-            )
-            if p
-        )
-        found[f"gate {name}"] = bound
+        found[f"gate {name}"] = gate.describe()
         if m.evaluated is not None and name in m.evaluated.metrics:
             found[f"measured {name}"] = f"{m.evaluated.metrics[name]:.4g}"
     return found

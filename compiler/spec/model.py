@@ -96,6 +96,20 @@ class Gate(SpecModel):
     min: float | None = None
     max: float | None = None
 
+    def describe(self) -> str:
+        """The bound as people read it: `>= 0.8`, `<= 60`, or both."""
+        parts = [
+            f">= {self.min:g}" if self.min is not None else "",
+            f"<= {self.max:g}" if self.max is not None else "",
+        ]
+        return " and ".join(part for part in parts if part)
+
+    def passes(self, measured: float | None) -> bool:
+        """Whether a measured value meets the gate; an unmeasured metric never does."""
+        if measured is None:
+            return False
+        return (self.min is None or measured >= self.min) and (self.max is None or measured <= self.max)
+
     @model_validator(mode="after")
     def _has_bound(self) -> Gate:
         if self.min is None and self.max is None:

@@ -29,25 +29,12 @@ def _gates(model: ResolvedModel) -> list[dict[str, str]]:
     rows = []
     for name, gate in model.evaluation.gates.items():
         measured = record.metrics.get(name)
-        required = " and ".join(
-            part
-            for part in (
-                f">= {gate.min:g}" if gate.min is not None else "",
-                f"<= {gate.max:g}" if gate.max is not None else "",
-            )
-            if part
-        )
-        passed = (
-            measured is not None
-            and (gate.min is None or measured >= gate.min)
-            and (gate.max is None or measured <= gate.max)
-        )
         rows.append(
             {
                 "name": name,
-                "required": required,
+                "required": gate.describe(),
                 "measured": "not measured" if measured is None else f"{measured:.4g}",
-                "result": "pass" if passed else "**FAIL**",
+                "result": "pass" if gate.passes(measured) else "**FAIL**",
             }
         )
     return rows
