@@ -253,3 +253,11 @@ def test_kserve_runtime_is_a_clear_error(cli: Callable[..., Result], project: Pa
     result = compile_into(cli, project)
     assert result.code == 1
     assert "runtime 'kserve' cannot be compiled yet" in result.out
+
+
+def test_out_must_be_a_directory(cli: Callable[..., Result], project: Path) -> None:
+    target = project / "not-a-dir"
+    target.write_text("x")
+    result = cli("compile", project / "specs", "--out", target)
+    assert result.code == 2
+    assert "exists and is not a directory" in result.err

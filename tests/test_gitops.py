@@ -247,3 +247,11 @@ def test_a_tampered_manifest_cannot_smuggle_stale_files(cli: Callable[..., Resul
     assert cli("compile", project / "specs", "--out", out, "--check").code == 1
     assert cli("compile", project / "specs", "--out", out, "--full").code == 0
     assert "1234" not in service.read_text()
+
+
+def test_history_outside_git_is_a_usage_error(
+    cli: Callable[..., Result], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    result = cli("history", "credit-default")
+    assert result.code == 2 and "is not inside a Git repository" in result.err

@@ -387,16 +387,50 @@ def test_the_control_plane_works_from_the_command_line(tmp_path: Path) -> None:
 
     state = tmp_path / "cli-plane"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    started = subprocess.run([sys.executable, "-m", "tests.testenv", "start", "--state", str(state)], capture_output=True, text=True, env=env, cwd=REPO)
+    started = subprocess.run(
+        [sys.executable, "-m", "tests.testenv", "start", "--state", str(state)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
         assert started.returncode == 0, started.stderr
         assert f"export KUBECONFIG={state / 'kubeconfig'}" in started.stdout
         from kubernetes import client, config
 
         api = config.new_client_from_config(str(state / "kubeconfig"))
-        crds = {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
+        crds = {
+            c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items
+        }
         assert {"prometheusrules.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com"} <= crds
     finally:
-        stopped = subprocess.run([sys.executable, "-m", "tests.testenv", "stop", "--state", str(state)], capture_output=True, text=True, env=env, cwd=REPO)
+        stopped = subprocess.run(
+            [sys.executable, "-m", "tests.testenv", "stop", "--state", str(state)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
     assert stopped.returncode == 0
     assert not (state / "kube-apiserver.pid").exists() and not (state / "etcd.pid").exists()
+
+
+def test_unknown_kube_context_is_a_usage_error(
+    cli: Callable[..., Result], repo: Path, tmp_path: Path
+) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [],
+        "users": [],
+        "contexts": [],
+        "current-context": "",
+    }
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    for command in ("diff", "apply"):
+        result = cli(
+            command, repo / "specs", "--env", "staging", "--kubeconfig", str(tmp_path / "kubeconfig")
+        )
+        assert result.code == 2, (command, result.err)
+        assert "cannot load kubeconfig" in result.err and "context staging" in result.err

@@ -309,7 +309,9 @@ def test_concurrent_requests(credit: Runtime) -> None:
     assert codes == [200] * 160
 
 
-def test_missing_extras_and_unreachable_hosts_are_clear(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_extras_and_unreachable_hosts_are_clear(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import sys
 
     from compiler.modelio.fetch import fetch
@@ -325,3 +327,18 @@ def test_missing_extras_and_unreachable_hosts_are_clear(monkeypatch: pytest.Monk
         fetch("https://127.0.0.1:9/model.skops", tmp_path, timeout=5)
     with pytest.raises(ArtifactError, match="not found"):
         fetch("missing.skops", tmp_path)
+
+
+def test_a_config_that_is_not_a_runtime_config_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "runtime.json"
+    bad.write_text('{"model": {"name": "x"}}')
+    result = subprocess.run(
+        [str(REPO / ".venv/bin/modelops"), "serve", "--config", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "not a runtime configuration" in result.stderr and "Traceback" not in result.stderr
+    bad.write_text("{not json")
+    result = subprocess.run(
+        [str(REPO / ".venv/bin/modelops"), "serve", "--config", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "not valid JSON or YAML" in result.stderr

@@ -121,6 +121,8 @@ def run_apply(args: argparse.Namespace) -> int:
         try:
             cluster = _connect(args, context)
             changes = plan(cluster, objects, applysets, force_conflicts=args.force_conflicts)
+        except UsageError:
+            raise
         except Exception as error:
             print(f"modelops: error: {env}: {_describe(error)}", file=sys.stderr)
             return 1
