@@ -42,6 +42,15 @@ def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--context", metavar="CTX", help="kube context (default: the environment's, else current)"
+    )
+    parser.add_argument(
+        "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG or ~/.kube/config)"
+    )
+
+
 def _add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
@@ -132,12 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--head", metavar="REF", help="the other side (default: the working tree)")
     diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
-    diff.add_argument(
-        "--context", metavar="CTX", help="kube context (default: the environment's, else current)"
-    )
-    diff.add_argument(
-        "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG or ~/.kube/config)"
-    )
+    _add_cluster_arguments(diff)
     diff.add_argument(
         "--fail-on-breaking",
         action="store_true",
@@ -169,12 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         "optionally prune what the output no longer has and wait for rollouts.",
     )
     _add_input_arguments(apply)
-    apply.add_argument(
-        "--context", metavar="CTX", help="kube context (default: the environment's, else current)"
-    )
-    apply.add_argument(
-        "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG or ~/.kube/config)"
-    )
+    _add_cluster_arguments(apply)
     apply.add_argument("--prune", action="store_true", help="delete owned objects the output no longer has")
     apply.add_argument(
         "--prune-max-share",

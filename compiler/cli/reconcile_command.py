@@ -33,7 +33,7 @@ def _environments(args: argparse.Namespace) -> Iterator[tuple[str, str | None, l
         from compiler.gitops.stamp import commit_stamp
 
         commit = commit_stamp(checked.catalog.project_file.parent)
-    files = compile_checked(checked, Stamp(commit), {}, None, incremental=False).files
+    files = compile_checked(checked, Stamp(commit), {}, args.environments, incremental=False).files
     for env in project.environments:
         if args.environments and env.name not in args.environments:
             continue
