@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from compiler.cli.report import format_github, print_diagnostics, use_color
+from compiler.cli.report import format_github, format_text, print_diagnostics, use_color
 from compiler.diagnostics import Diagnostic
 from compiler.evaluate.record import EVALUATIONS_DIR
 from compiler.evaluate.runner import Report, gate_position, run
@@ -66,8 +66,7 @@ def _as_json(report: Report) -> dict[str, object]:
 def _print_table(report: Report, no_write: bool) -> None:
     color = use_color(sys.stdout)
     for problem in report.problems:
-        label = "\033[1;31merror\033[0m" if color else "error"
-        print(f"{problem.file}:{problem.line}:{problem.column}: {label}: {problem.message}")
+        print(format_text(problem, color))
     if report.gates:
         rows = [("MODEL", "ENVIRONMENT", "GATE", "REQUIRED", "MEASURED", "RESULT")]
         for g in report.gates:

@@ -176,13 +176,10 @@ def run_apply(args: argparse.Namespace) -> int:
 
 
 def _describe(error: Exception) -> str:
+    from compiler.reconcile.diff import api_message
+
     status = getattr(error, "status", None)
     if status is not None:
-        body = getattr(error, "body", "")
-        try:
-            message = json.loads(body).get("message", "")
-        except (ValueError, TypeError):
-            message = str(getattr(error, "reason", ""))
-        return f"the API server answered {status}: {message}"
+        return f"the API server answered {status}: {api_message(error)}"
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     return f"cannot reach the API server ({type(error).__name__}: {text[:300]})"

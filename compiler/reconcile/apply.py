@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.reconcile.client import Cluster
-from compiler.reconcile.diff import FIELD_MANAGER, Change, conflicts_of
+from compiler.reconcile.diff import FIELD_MANAGER, Change, api_message, conflicts_of, is_immutable
 from compiler.reconcile.inventory import ApplySet, owned, recorded_group_kinds
 from compiler.reconcile.objects import Desired
 
@@ -42,10 +42,6 @@ def _apply_one(cluster: Cluster, body: dict[str, Any], desired: Desired, force_c
         field_manager=FIELD_MANAGER,
         force_conflicts=force_conflicts,
     )
-
-
-def _immutable(error: Any) -> bool:
-    return bool(error.status == 422 and "immutable" in str(error.body))
 
 
 def apply_changes(
@@ -120,14 +116,14 @@ def apply_changes(
                 raise ApplyError(
                     f"{desired.ref}: conflict: {'; '.join(conflicts_of(error))}", report
                 ) from error
-            if _immutable(error):
+            if is_immutable(error):
                 raise ApplyError(
-                    f"{desired.ref}: a field that cannot change in place changed ({_message(error)}). "
+                    f"{desired.ref}: a field that cannot change in place changed ({api_message(error)}). "
                     "Re-run with --force to delete and recreate the object (its pods restart)",
                     report,
                 ) from error
             raise ApplyError(
-                f"{desired.ref}: the API server refused it: {_message(error)}", report
+                f"{desired.ref}: the API server refused it: {api_message(error)}", report
             ) from error
         except Exception as error:  # connection refused, timeouts: the server went away
             report.not_applied = [c.ref for c in [change, *pending] if c.status != "unchanged"]
@@ -149,15 +145,6 @@ def apply_changes(
         if kinds != recorded_group_kinds(cluster, applyset):
             _apply_parent(cluster, applyset, kinds)
     return report
-
-
-def _message(error: Any) -> str:
-    import json
-
-    try:
-        return str(json.loads(error.body).get("message", error.reason))
-    except (ValueError, TypeError, AttributeError):
-        return str(getattr(error, "reason", error))
 
 
 def _apply_parent(cluster: Cluster, applyset: ApplySet, kinds: set[str]) -> None:

@@ -81,11 +81,17 @@ def conflicts_of(error: Any) -> list[str]:
     return [f"{c.get('field', '?')}: {c.get('message', '')}" for c in causes] or [str(error.reason)]
 
 
-def _message(error: Any) -> str:
+def api_message(error: Any) -> str:
+    """The API server's own sentence from an error answer (its Status message)."""
     try:
         return str(json.loads(error.body).get("message", error.reason))
     except (ValueError, TypeError, AttributeError):
         return str(getattr(error, "reason", error))
+
+
+def is_immutable(error: Any) -> bool:
+    """A 422 because a field that cannot change in place changed (a selector, a clusterIP)."""
+    return bool(error.status == 422 and "immutable" in str(error.body))
 
 
 def _live(cluster: Cluster, desired: Desired) -> dict[str, Any] | None:
@@ -142,13 +148,13 @@ def plan(
                 conflicts = conflicts_of(error)
                 merged = dry_run(cluster, body, desired, True)
         except ApiException as error:
-            if error.status == 422 and "immutable" in str(error.body):
+            if is_immutable(error):
                 # Only a delete and re-create can make this object what we want.
                 before = clean(live) if live else None
                 recreate = Change(
                     desired, desired.ref, desired.model, "recreate", before, clean(body), live=live
                 )
-                recreate.conflicts = [_message(error)]
+                recreate.conflicts = [api_message(error)]
                 return recreate
             raise
         before, after = (clean(live) if live else None), clean(merged)
