@@ -1,100 +1,202 @@
-"""The render stage as a whole: resolved models in, every file of generated/ out (no writing).
+"""The render stage as a whole: models in, the files of generated/ out (no writing).
 
 Incremental: the manifest records, per model directory, a hash of everything its files are
 rendered from (the resolved model, the stamp, the environment list, the compiler version).
-A model whose hash is unchanged keeps its files from the previous tree instead of being
-rendered again; since rendering is a pure function of those inputs, the bytes are the same
-as a full compile.
+A model whose hash is unchanged keeps its directory as it is on disk instead of being
+rendered again; since rendering is a pure function of those inputs, the result is the same
+bytes as a full compile.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from compiler import __version__
 from compiler.bundle.layout import (
     KUSTOMIZATION,
     MANIFEST,
-    ModelFile,
+    KeptModel,
     build_bundle,
     environment_paths,
-    is_object,
-    model_directory,
     with_manifest,
 )
-from compiler.pipeline import Checked
+from compiler.bundle.writer import digest, read_tree
+from compiler.diagnostics import Diagnostic
 from compiler.resolve.resolved import ResolvedModel
+from compiler.spec.project import Project
 from compiler.targets.kubernetes.labels import Stamp
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model in one environment as compile sees it. `resolved` is None when the model
+    comes from the check cache (its spec did not change): compile can keep its directory
+    but not render it."""
+
+    environment: str
+    namespace: str
+    name: str
+    model_hash: str
+    resolved: ResolvedModel | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.environment, self.namespace, self.name)
+
+    @property
+    def directory(self) -> str:
+        return f"{self.environment}/{self.namespace}/{self.name}"
+
+
+def model_hash(model: ResolvedModel) -> str:
+    return hashlib.sha256(model.model_dump_json().encode()).hexdigest()
+
+
+def entries_of(models: Iterable[ResolvedModel]) -> list[ModelEntry]:
+    return [ModelEntry(m.environment, m.namespace, m.name, model_hash(m), m) for m in models]
+
+
+def input_keys(
+    entries: Iterable[ModelEntry], stamp: Stamp, environments: list[tuple[str, str]]
+) -> dict[str, str]:
+    """Per model directory, a hash of everything its files are rendered from."""
+    common = hashlib.sha256()
+    for part in (__version__, str(stamp.commit), json.dumps(environments)):
+        common.update(part.encode() + b"\0")
+    keys = {}
+    for entry in entries:
+        hashed = common.copy()
+        hashed.update(entry.model_hash.encode())
+        keys[entry.directory] = hashed.hexdigest()
+    return keys
+
+
+@dataclass
+class CompileInput:
+    """A passed check, as compile needs it (from the full check or the check cache)."""
+
+    project: Project
+    project_file: Path
+    root: Path
+    entries: list[ModelEntry]
+    diagnostics: list[Diagnostic]  # warnings only
+    checked: int  # spec files parsed and resolved by this run
+    cached: int = 0  # spec files whose check came from the cache, unchanged
+
+
+@dataclass
+class PreviousTree:
+    """What the last compile left: its manifest's input hashes and the files on disk."""
+
+    inputs: dict[str, str] = field(default_factory=dict)
+    listing: dict[str, str] = field(default_factory=dict)  # path -> sha256, manifest excluded
+    manifest: str | None = None  # sha256 of the manifest itself
+
+    @classmethod
+    def from_manifest(cls, out: Path) -> PreviousTree:
+        """Trust the manifest for what is on disk: reads one file, however large the tree."""
+        try:
+            raw = (out / MANIFEST).read_bytes()
+            manifest = json.loads(raw)
+            return cls(_strings(manifest.get("inputs")), _strings(manifest.get("files")), digest(raw))
+        except (OSError, ValueError, AttributeError):
+            return cls()
+
+    @classmethod
+    def from_disk(cls, out: Path) -> PreviousTree:
+        """Read every file: for --full, --check and anything that must not trust the manifest."""
+        files = read_tree(out)
+        previous = cls.from_manifest(out) if MANIFEST in files else cls()
+        previous.listing = {path: digest(content) for path, content in files.items() if path != MANIFEST}
+        return previous
+
+    def full_listing(self) -> dict[str, str]:
+        """Every file, the manifest included."""
+        return {**self.listing, MANIFEST: self.manifest} if self.manifest else dict(self.listing)
+
+    def keep(self, directories: Iterable[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+        """The file names directly in each given directory, and those files' listing entries
+        (one pass over the listing, however many directories)."""
+        names: dict[str, list[str]] = {directory: [] for directory in directories}
+        kept: dict[str, str] = {}
+        for path, sha in self.listing.items():
+            directory, _, name = path.rpartition("/")
+            in_directory = names.get(directory)
+            if in_directory is not None:
+                in_directory.append(name)
+                kept[path] = sha
+        return names, kept
+
+
+def _strings(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+class CannotKeep(Exception):
+    """A model from the check cache whose directory cannot be kept: it has to be resolved."""
 
 
 @dataclass
 class Compiled:
-    files: dict[str, bytes]
+    files: dict[str, bytes]  # every rendered file, the manifest included
+    kept: dict[str, str]  # path -> sha256 of the files that stay on disk as they are
     rendered: int
     reused: int
 
-
-def input_key(model: ResolvedModel, stamp: Stamp, environments: list[tuple[str, str]]) -> str:
-    digest = hashlib.sha256()
-    for part in (__version__, str(stamp.commit), json.dumps(environments), model.model_dump_json()):
-        digest.update(part.encode() + b"\0")
-    return digest.hexdigest()
+    def listing(self) -> dict[str, str]:
+        return {**self.kept, **{path: digest(content) for path, content in self.files.items()}}
 
 
-def _previous_inputs(existing: dict[str, bytes]) -> dict[str, str]:
-    try:
-        manifest = json.loads(existing[MANIFEST])
-        inputs = manifest.get("inputs", {})
-    except (KeyError, ValueError, AttributeError):
-        return {}
-    return {k: v for k, v in inputs.items() if isinstance(k, str) and isinstance(v, str)}
-
-
-def compile_checked(
-    checked: Checked,
+def compile_entries(
+    entries: list[ModelEntry],
+    project: Project,
     stamp: Stamp,
-    existing: dict[str, bytes],
+    previous: PreviousTree | None = None,
     environments: list[str] | None = None,
     *,
-    incremental: bool = True,
+    reuse: bool = True,
 ) -> Compiled:
-    """Every file of the output tree for a validated project (environments: all when None)."""
-    catalog = checked.catalog
-    assert catalog is not None and checked.ok, "compile only what validated"
-    project = catalog.project
+    """Every file of the output tree (environments: all when None). With a previous tree,
+    unchanged model directories are kept (when `reuse`) and the other environments' files stay."""
     chosen = environments or [env.name for env in project.environments]
     names = [(env.name, env.namespace) for env in project.environments]
-    keys = {model_directory(m): input_key(m, stamp, names) for m in checked.models if m.environment in chosen}
-    previous = _previous_inputs(existing) if incremental else {}
-    reused = 0
-
-    def reuse(model: ResolvedModel) -> list[ModelFile] | None:
-        nonlocal reused
-        directory = model_directory(model)
-        if previous.get(directory) != keys[directory]:
-            return None
-        prefix = directory + "/"
-        kept = [
-            (path.removeprefix(prefix), content, is_object(path.removeprefix(prefix)))
-            for path, content in existing.items()
-            if path.startswith(prefix) and "/" not in path.removeprefix(prefix)
-        ]
-        kept = [entry for entry in kept if entry[0] != KUSTOMIZATION]
-        if not kept:
-            return None
-        reused += 1
-        return kept
-
-    bundle = build_bundle(checked.models, project, stamp, chosen, reuse)
-    files = dict(bundle.files)
-    inputs = dict(keys)
-    if environments:  # keep what belongs to the environments we are not compiling
+    previous = previous or PreviousTree()
+    selected = [e for e in entries if e.environment in chosen]
+    inputs = input_keys(selected, stamp, names)
+    unchanged = {
+        e.directory
+        for e in selected
+        if reuse
+        and previous.inputs.get(e.directory) == inputs[e.directory]
+        and f"{e.directory}/{KUSTOMIZATION}" in previous.listing
+    }
+    on_disk, kept = previous.keep(unchanged)
+    kept_models: list[KeptModel] = []
+    to_render: list[ResolvedModel] = []
+    for entry in selected:
+        if entry.directory in unchanged:
+            kept_models.append(KeptModel(*entry.key, tuple(sorted(on_disk[entry.directory]))))
+        elif entry.resolved is None:
+            raise CannotKeep(entry.directory)
+        else:
+            to_render.append(entry.resolved)
+    bundle = build_bundle(to_render, project, stamp, chosen, kept_models)
+    if environments:  # what belongs to the environments we are not compiling stays
         ours = tuple(p for env in chosen for p in environment_paths(env))
-        files.update(
-            {p: c for p, c in existing.items() if not p.startswith(ours) and p not in files and p != MANIFEST}
-        )
-        inputs.update({d: k for d, k in previous.items() if not d.startswith(ours)})
-    rendered = len(keys) - reused
-    return Compiled(with_manifest(files, inputs), rendered, reused)
+        kept.update((p, sha) for p, sha in previous.listing.items() if not p.startswith(ours))
+        inputs.update({d: k for d, k in previous.inputs.items() if not d.startswith(ours)})
+    files = with_manifest(dict(bundle.files), inputs, kept)
+    return Compiled(files, kept, len(to_render), len(kept_models))
+
+
+def render_models(
+    models: list[ResolvedModel], project: Project, stamp: Stamp, environments: list[str] | None = None
+) -> dict[str, bytes]:
+    """The whole tree in memory, every model rendered (for diff, apply and benchmarks)."""
+    return compile_entries(entries_of(models), project, stamp, None, environments).files

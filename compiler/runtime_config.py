@@ -18,13 +18,13 @@ DRIFT_WINDOW = 1000
 
 
 class RuntimeFeature(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     name: str
     type: Literal["float", "int", "bool", "string"]
 
 
 class RuntimeModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     name: str
     version: str
     task: Literal["classification", "regression"]
@@ -35,13 +35,13 @@ class RuntimeModel(BaseModel):
 
 
 class RuntimeServer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     port: int
     metricsPort: int
 
 
 class RuntimeMetrics(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     latencyBuckets: list[float]
     sloLatencyThresholdSeconds: float | None = None
     driftPsiWarning: float | None = None
@@ -49,19 +49,19 @@ class RuntimeMetrics(BaseModel):
 
 
 class RuntimeFeatureBaseline(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     edges: list[float]
     proportions: list[float]
 
 
 class RuntimeDrift(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     windowSize: int = Field(default=DRIFT_WINDOW, ge=10, description="Recent inputs PSI is computed over")
     baseline: dict[str, RuntimeFeatureBaseline]
 
 
 class RuntimeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     apiVersion: Literal["modelops.dev/v1alpha1"] = "modelops.dev/v1alpha1"
     kind: Literal["RuntimeConfig"] = "RuntimeConfig"
     environment: str

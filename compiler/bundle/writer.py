@@ -1,29 +1,31 @@
-"""Write the bundle to disk atomically, or compare it with what is there (--check).
+"""Write the compiled tree to disk as one transaction, or compare it with what is there.
 
-The new tree is written beside the old one and swapped in with one rename: an interrupted
-compile (Ctrl-C, kill -9, a full disk) leaves the previous tree whole. Only a directory that
-modelops wrote (it carries our manifest) is ever replaced, so a wrong --out cannot wipe
-someone else's files.
+Only files whose bytes change are touched, so recompiling one model among thousands writes a
+handful of files rather than re-linking the whole tree. The update is a redo log: new files
+are first written beside the tree (in .<out>.txn/), then a journal naming every write and
+removal is committed with one rename, and only then are files renamed into place. A compile
+that fails before the commit (bad input, a full disk, Ctrl-C) leaves the tree as it was; one
+killed after it leaves the journal, which the next compile replays before it reads anything,
+so the tree ends wholly new. Only a directory that modelops wrote (it carries our manifest)
+is ever changed, so a wrong --out cannot wipe someone else's files.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import fcntl
+import hashlib
+import json
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.bundle.layout import MANIFEST
 from compiler.errors import UsageError
 
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
+JOURNAL = "journal.json"
 
 
 @dataclass
@@ -50,19 +52,48 @@ def read_tree(root: Path) -> dict[str, bytes]:
     return files
 
 
+def digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
 def compare(files: dict[str, bytes], existing: dict[str, bytes]) -> TreeChanges:
-    changes = TreeChanges()
-    for path in sorted(files.keys() | existing.keys()):
-        if path not in existing:
-            changes.added.append(path)
-        elif path not in files:
-            changes.removed.append(path)
-        elif files[path] != existing[path]:
-            changes.changed.append(path)
-    return changes
+    return compare_listings(
+        {p: digest(c) for p, c in files.items()}, {p: digest(c) for p, c in existing.items()}
+    )
 
 
-def _ensure_ours(out: Path) -> None:
+def compare_listings(wanted: Mapping[str, str], existing: Mapping[str, str]) -> TreeChanges:
+    """What turns `existing` into `wanted`; both map relative paths to sha256 digests."""
+    return TreeChanges(
+        added=sorted(wanted.keys() - existing.keys()),
+        changed=sorted(p for p, sha in wanted.items() if p in existing and existing[p] != sha),
+        removed=sorted(existing.keys() - wanted.keys()),
+    )
+
+
+def _transaction_dir(out: Path) -> Path:
+    return out.with_name(f".{out.name}.txn")
+
+
+@contextlib.contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """One compile at a time per output directory; a journal left by a killed one is replayed
+    first. (The lock is on the parent directory, so no lock file litters.)"""
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another modelops compile is writing {out}; try again when it ends") from None
+        replay_pending(out)
+        yield
+    finally:
+        os.close(fd)
+
+
+def ensure_ours(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
@@ -72,88 +103,105 @@ def _ensure_ours(out: Path) -> None:
         )
 
 
-@contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    """One compile at a time per output directory (a lock on the parent, so no lock file litters)."""
-    fd = os.open(out.parent, os.O_RDONLY)
+def _inside(out: Path, relative: str) -> Path:
+    parts = relative.split("/")
+    if not relative or relative.startswith("/") or ".." in parts or "" in parts:
+        raise UsageError(f"refusing a journal entry outside {out}: {relative!r}")
+    return out.joinpath(*parts)
+
+
+def stage(out: Path, writes: Mapping[str, bytes], removes: list[str]) -> Path:
+    """Write the new files beside the tree and commit the journal; the tree is not touched yet."""
+    txn = _transaction_dir(out)
+    shutil.rmtree(txn, ignore_errors=True)
+    staged = txn / "files"
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(f"another modelops compile is writing {out}; try again when it ends") from None
-        yield
-    finally:
-        os.close(fd)
+        staged.mkdir(parents=True)
+        entries = []
+        for number, (relative, content) in enumerate(sorted(writes.items(), key=_manifest_last)):
+            _inside(out, relative)
+            (staged / str(number)).write_bytes(content)
+            entries.append([relative, str(number)])
+        for relative in removes:
+            _inside(out, relative)
+        pending = txn / (JOURNAL + ".tmp")
+        pending.write_bytes(json.dumps({"writes": entries, "removes": sorted(removes)}).encode())
+        pending.rename(txn / JOURNAL)  # the commit point
+    except BaseException:
+        shutil.rmtree(txn, ignore_errors=True)
+        raise
+    return txn
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two directories (Linux renameat2); False where the system cannot."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
+def _manifest_last(item: tuple[str, bytes]) -> tuple[bool, str]:
+    return (item[0] == MANIFEST, item[0])
+
+
+def replay_pending(out: Path) -> bool:
+    """Finish a committed transaction (idempotent); discard one that never committed."""
+    txn = _transaction_dir(out)
+    if not txn.is_dir():
         return False
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP):
+    journal_path = txn / JOURNAL
+    if not journal_path.is_file():
+        shutil.rmtree(txn)  # staging was interrupted: the tree was never touched
         return False
-    raise OSError(code, os.strerror(code), str(a))
-
-
-def _link(source: Path, target: Path) -> bool:
-    try:
-        os.link(source, target)
-    except OSError:
-        return False
+    journal = json.loads(journal_path.read_bytes())
+    for relative, number in journal["writes"]:
+        source = txn / "files" / number
+        target = _inside(out, relative)
+        if not source.exists():
+            continue  # renamed into place before the interruption
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.replace(target)
+    for relative in journal["removes"]:
+        target = _inside(out, relative)
+        target.unlink(missing_ok=True)
+        _remove_empty_parents(out, target.parent)
+    journal_path.unlink()
+    shutil.rmtree(txn)
     return True
 
 
-def _old_tree(out: Path) -> Path:
-    return out.with_name(f".{out.name}.old")
+def _remove_empty_parents(out: Path, directory: Path) -> None:
+    while directory != out and out in directory.parents:
+        try:
+            directory.rmdir()
+        except OSError:  # not empty (or already gone): stop climbing
+            return
+        directory = directory.parent
 
 
-def _remove_leftovers(out: Path) -> None:
-    """Clean up after a compile that was killed before it could: restore, then delete."""
-    old = _old_tree(out)
-    if old.is_dir() and not out.exists():
-        old.rename(out)  # killed between the two renames of the fallback swap
-    shutil.rmtree(old, ignore_errors=True)
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+def apply_changes(out: Path, writes: Mapping[str, bytes], removes: list[str]) -> None:
+    """Make the tree hold `writes` and lose `removes`, all or (after a crash, on replay) all."""
+    if not writes and not removes:
+        return
+    txn = stage(out, writes, removes)
+    try:
+        replay_pending(out)
+    except OSError as err:
+        raise UsageError(
+            f"updating {out} stopped half-way ({err.strerror or err}); the rest is recorded in {txn}: "
+            "fix the cause and run modelops compile again to finish it"
+        ) from err
+
+
+def update_tree(
+    out: Path, files: Mapping[str, bytes], kept: Mapping[str, str], existing: Mapping[str, str]
+) -> TreeChanges:
+    """Turn the tree described by `existing` into `files` plus the `kept` files (both listings
+    map paths to sha256). The caller holds the lock and vouches for `existing`."""
+    wanted = {**kept, **{p: digest(c) for p, c in files.items()}}
+    changes = compare_listings(wanted, existing)
+    writes = {p: files[p] for p in changes.added + changes.changed}
+    apply_changes(out, writes, changes.removed)
+    return changes
 
 
 def write_tree(files: dict[str, bytes], out: Path) -> TreeChanges:
-    """Replace `out` with exactly `files`; return what changed against the old tree."""
+    """Make `out` hold exactly `files`, reading the tree to find what differs."""
     out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(out):
-        _remove_leftovers(out)
-        _ensure_ours(out)
-        existing = read_tree(out)
-        changes = compare(files, existing)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        try:
-            made: set[Path] = set()
-            for relative, content in sorted(files.items()):
-                target = staging / relative
-                if target.parent not in made:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(target.parent)
-                if existing.get(relative) == content and _link(out / relative, target):
-                    continue  # unchanged: share the old file's inode instead of writing it again
-                target.write_bytes(content)
-            staging.chmod(0o755)
-            if not out.exists():
-                staging.rename(out)
-            elif _exchange(staging, out):
-                shutil.rmtree(staging)  # staging now holds the old tree
-            else:
-                old = _old_tree(out)
-                out.rename(old)
-                staging.rename(out)
-                shutil.rmtree(old)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    return changes
+    with locked(out):
+        ensure_ours(out)
+        existing = {p: digest(c) for p, c in read_tree(out).items()}
+        return update_tree(out, files, {}, existing)

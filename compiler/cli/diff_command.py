@@ -11,7 +11,7 @@ from pathlib import Path
 
 from compiler.bundle.layout import MANIFEST
 from compiler.cli.report import print_diagnostics
-from compiler.compile import compile_checked
+from compiler.compile import render_models
 from compiler.errors import UsageError
 from compiler.pipeline import Checked, check, check_at_ref
 from compiler.review.compare import compare_trees
@@ -38,8 +38,9 @@ def _compiled(checked: Checked, side: str) -> dict[str, bytes]:
     if not checked.ok:
         print_diagnostics(checked.diagnostics, "text", stream=sys.stderr)
         raise UsageError(f"the {side} side does not compile; fix the errors above")
+    assert checked.catalog is not None  # ok implies a catalog
     # No stamps: the commit annotation would differ in every file and hide the real changes.
-    return compile_checked(checked, Stamp(None), {}, None, incremental=False).files
+    return render_models(checked.models, checked.catalog.project, Stamp(None))
 
 
 def _acknowledged(args: argparse.Namespace) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.cli.report import print_diagnostics, use_color
-from compiler.compile import compile_checked
+from compiler.compile import render_models
 from compiler.errors import UsageError
 from compiler.pipeline import check
 from compiler.targets.kubernetes.labels import Stamp
@@ -33,7 +33,7 @@ def _environments(args: argparse.Namespace) -> Iterator[tuple[str, str | None, l
         from compiler.gitops.stamp import commit_stamp
 
         commit = commit_stamp(checked.catalog.project_file.parent)
-    files = compile_checked(checked, Stamp(commit), {}, args.environments, incremental=False).files
+    files = render_models(checked.models, project, Stamp(commit), args.environments)
     for env in project.environments:
         if args.environments and env.name not in args.environments:
             continue

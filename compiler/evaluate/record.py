@@ -16,13 +16,13 @@ EVALUATIONS_DIR = "evaluations"
 
 
 class FeatureBaseline(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     edges: list[float] = Field(description="Inner bin edges; bins are len(edges) + 1")
     proportions: list[float]
 
 
 class EvaluationRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     model: str
     version: str
     task: str

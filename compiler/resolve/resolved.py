@@ -14,7 +14,7 @@ from compiler.spec.project import GrafanaDefaults
 
 
 class ResolvedModel(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str
     environment: str

@@ -51,22 +51,32 @@ def display_path(path: Path) -> str:
 
 def find_spec_files(paths: list[Path]) -> list[Path]:
     """Spec files below the given paths: directories are searched recursively, hidden ones skipped."""
-    found: list[Path] = []
+    return [path for path, _ in find_spec_files_resolved(paths)]
+
+
+def find_spec_files_resolved(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """find_spec_files, each path with its resolved form. A directory is resolved once and
+    its plain files joined to it: resolving every file costs a syscall per path component."""
+    found: list[tuple[Path, Path]] = []
     for path in paths:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
         if path.is_file():
-            found.append(path)
+            found.append((path, path.resolve()))
             continue
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            directory, resolved_directory = Path(dirpath), Path(dirpath).resolve()
             for name in sorted(filenames):
                 if name.endswith(SPEC_SUFFIXES) and not name.startswith(".") and name != PROJECT_FILE:
-                    found.append(Path(dirpath) / name)
+                    file = directory / name
+                    resolved = file.resolve() if file.is_symlink() else resolved_directory / name
+                    found.append((file, resolved))
     unique: dict[Path, Path] = {}
-    for path in found:
-        unique.setdefault(path.resolve(), path)
-    return sorted(unique.values(), key=lambda p: p.resolve().as_posix())
+    for path, resolved in found:
+        unique.setdefault(resolved, path)
+    pairs = [(path, resolved) for resolved, path in unique.items()]
+    return sorted(pairs, key=lambda pair: pair[1].as_posix())
 
 
 def find_project_file(paths: list[Path], explicit: Path | None) -> Path:
@@ -229,7 +239,7 @@ def load_catalog(
             continue
         if project is not None:
             diagnostics.extend(check_overlay_names(spec, document, project))
-        loaded.append(LoadedSpec(document, spec, _relative_to_root(path, root)))
+        loaded.append(LoadedSpec(document, spec, relative_to_root(path, root)))
     if project is None:
         return None, diagnostics
     catalog = Catalog(root, project_file.resolve(), project, project_doc, loaded, len(files))
@@ -237,9 +247,13 @@ def load_catalog(
     return catalog, diagnostics
 
 
-def _relative_to_root(path: Path, root: Path) -> str:
-    absolute = path.resolve()
+def relative_to_root(path: Path, root: Path) -> str:
+    return root_relative(path.resolve(), root)
+
+
+def root_relative(resolved: Path, root: Path) -> str:
+    """A resolved spec path as the `source` annotation shows it: relative to the project root."""
     try:
-        return absolute.relative_to(root).as_posix()
+        return resolved.relative_to(root).as_posix()
     except ValueError:
-        return absolute.as_posix()
+        return resolved.as_posix()

@@ -42,7 +42,9 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 class SpecModel(BaseModel):
     """Base of every spec section: strict about unknown fields, immutable once validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a validator is built when first used, and only for the model validated,
+    # not once more for every nested section; start-up is most of an incremental compile.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Metadata(SpecModel):

@@ -6,20 +6,21 @@ from functools import cache
 from importlib import resources
 
 from jinja2 import StrictUndefined, Template
-from jinja2.sandbox import SandboxedEnvironment
 
 from compiler.resolve.resolved import ResolvedModel
 from compiler.targets.grafana.uids import model_dashboard_uid
 from compiler.targets.prometheus.rules import AlertRule, dashboard_url
+from compiler.templating import sandboxed_templates
 
 
 @cache
 def _template() -> Template:
     source = resources.files("compiler.targets.docs").joinpath("templates/model-card.md.j2").read_text()
-    env = SandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, trim_blocks=False, keep_trailing_newline=True
+    name = "modelops/model-card.md.j2"
+    templates = sandboxed_templates(
+        {name: source}, undefined=StrictUndefined, trim_blocks=False, keep_trailing_newline=True
     )
-    return env.from_string(source)
+    return templates[name]
 
 
 def _gates(model: ResolvedModel) -> list[dict[str, str]]:

@@ -306,7 +306,7 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
 
 
 def overview_dashboard(
-    environment: str, namespace: str, models_in_env: list[ResolvedModel], environments: list[tuple[str, str]]
+    environment: str, namespace: str, model_count: int, environments: list[tuple[str, str]]
 ) -> dict[str, Any]:
     """One page per environment: every model's SLO status and error budget."""
     grid = _Grid()
@@ -322,7 +322,7 @@ def overview_dashboard(
     )
     board = _variables(board, environments, environment)
     scope = f'namespace="${NAMESPACE_VARIABLE}"'
-    board = board.with_row(dash.Row(f"{len(models_in_env)} models").grid_pos(grid.row()))
+    board = board.with_row(dash.Row(f"{model_count} models").grid_pos(grid.row()))
     board = board.with_panel(
         table.Panel()
         .title("SLO status by model")

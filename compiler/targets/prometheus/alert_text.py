@@ -11,9 +11,9 @@ from functools import cache
 from typing import Any
 
 from jinja2 import StrictUndefined, Template
-from jinja2.sandbox import SandboxedEnvironment
 
 from compiler.targets.prometheus.promql import go_template_literal
+from compiler.templating import sandboxed_templates
 
 TEMPLATES: dict[str, tuple[str, str]] = {
     "slo-fast": (
@@ -64,28 +64,28 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 
 
 @cache
-def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+def _templates() -> dict[str, Template]:
+    """Compiled once per process (and cached between runs): compiling costs more than rendering."""
+    sources = {
+        f"modelops/alerts/{kind}/{part}": text
+        for kind, texts in TEMPLATES.items()
+        for part, text in zip(("summary", "description"), texts, strict=True)
+    }
+    return sandboxed_templates(
+        sources,
         variable_start_string="[[",
         variable_end_string="]]",
         block_start_string="[%",
         block_end_string="%]",
         undefined=StrictUndefined,
-        autoescape=False,
         keep_trailing_newline=False,
     )
-
-
-@cache
-def _templates(kind: str) -> tuple[Template, Template]:
-    """Compiled once per process: compiling a Jinja2 template costs far more than rendering it."""
-    summary, description = TEMPLATES[kind]
-    env = _environment()
-    return env.from_string(summary), env.from_string(description)
 
 
 def render(kind: str, context: dict[str, Any]) -> tuple[str, str]:
     """(summary, description) for an alert kind, spec values escaped for Go templates."""
     safe = {k: go_template_literal(v) if isinstance(v, str) else v for k, v in context.items()}
-    summary, description = _templates(kind)
+    templates = _templates()
+    summary = templates[f"modelops/alerts/{kind}/summary"]
+    description = templates[f"modelops/alerts/{kind}/description"]
     return summary.render(safe), description.render(safe)

@@ -1,0 +1,215 @@
+"""Skip parsing and resolving specs that did not change since the last compile.
+
+Validating every spec costs about 2 ms each, which is most of an incremental compile of a
+large project. The cache keeps, per spec file, the digest of its text, its warnings and the
+hash of each model it resolves to. It is valid only for the same project file, evaluation
+records, working directory (diagnostics name files relative to it) and compiler code; any
+error, any duplicate, anything unusual sends the caller back to the full check, which then
+reports exactly what a cold run would.
+
+It lives in .modelops-cache/ beside the specs directory and ignores itself in Git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler import __version__
+from compiler.compile import CompileInput, ModelEntry, model_hash
+from compiler.diagnostics import Diagnostic, DiagnosticError, Severity, unique_sorted
+from compiler.evaluate.record import EVALUATIONS_DIR, load_records
+from compiler.pipeline import Checked
+from compiler.resolve.resolver import resolve_catalog
+from compiler.spec.catalog import (
+    Catalog,
+    LoadedSpec,
+    check_overlay_names,
+    display_path,
+    find_spec_files_resolved,
+    parse_project,
+    parse_spec,
+    root_relative,
+)
+from compiler.spec.yamlsource import load_bytes
+
+CACHE_DIR = ".modelops-cache"
+CACHE_FILE = "check.json"
+FORMAT = 1
+
+
+@dataclass
+class CachedSpec:
+    digest: str
+    diagnostics: list[Diagnostic]
+    models: list[ModelEntry]  # resolved is None: only what compile needs to keep a directory
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _code_fingerprint() -> str:
+    """Changes whenever the compiler's own code does (a development checkout, an upgrade)."""
+    hashed = hashlib.sha256(__version__.encode())
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        hashed.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return hashed.hexdigest()
+
+
+def context_key(project_file: Path, root: Path) -> str:
+    """Everything besides a spec's own text that its check depends on."""
+    hashed = hashlib.sha256()
+    for part in (str(FORMAT), _code_fingerprint(), str(project_file.resolve()), str(Path.cwd())):
+        hashed.update(part.encode() + b"\0")
+    hashed.update(project_file.read_bytes() + b"\0")
+    for record in sorted((root / EVALUATIONS_DIR).glob("*/*.json")):
+        hashed.update(record.as_posix().encode() + b"\0" + record.read_bytes() + b"\0")
+    return hashed.hexdigest()
+
+
+def _cache_path(root: Path) -> Path:
+    return root / CACHE_DIR / CACHE_FILE
+
+
+def load(root: Path, context: str) -> dict[str, CachedSpec]:
+    try:
+        data = json.loads(_cache_path(root).read_bytes())
+        if data.get("format") != FORMAT or data.get("context") != context:
+            return {}
+        return {
+            source: CachedSpec(
+                entry["digest"],
+                [
+                    Diagnostic(f, ln, col, msg, Severity(sev), code)
+                    for f, ln, col, msg, sev, code in entry["diagnostics"]
+                ],
+                [ModelEntry(env, ns, name, hashed) for env, ns, name, hashed in entry["models"]],
+            )
+            for source, entry in data["specs"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # absent or damaged: the full check rebuilds it
+
+
+def save(root: Path, context: str, specs: dict[str, CachedSpec]) -> None:
+    """Best effort: a read-only checkout compiles as well, only without the speed-up."""
+    payload = {
+        "format": FORMAT,
+        "context": context,
+        "specs": {
+            source: {
+                "digest": cached.digest,
+                "diagnostics": [
+                    [d.file, d.line, d.column, d.message, str(d.severity), d.code] for d in cached.diagnostics
+                ],
+                "models": [[m.environment, m.namespace, m.name, m.model_hash] for m in cached.models],
+            }
+            for source, cached in sorted(specs.items())
+        },
+    }
+    path = _cache_path(root)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        ignore = path.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# written by modelops: a local cache, never committed\n*\n")
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_bytes(json.dumps(payload, separators=(",", ":")).encode())
+        temporary.replace(path)
+    except OSError:
+        pass
+
+
+def record(checked: Checked) -> dict[str, CachedSpec]:
+    """Cache entries from a full check of every environment that passed."""
+    catalog = checked.catalog
+    assert catalog is not None and checked.ok
+    by_file: dict[str, list[Diagnostic]] = {}
+    for diagnostic in checked.diagnostics:
+        by_file.setdefault(diagnostic.file, []).append(diagnostic)
+    by_source: dict[str, list[ModelEntry]] = {}
+    for model in checked.models:
+        entry = ModelEntry(model.environment, model.namespace, model.name, model_hash(model))
+        by_source.setdefault(model.source, []).append(entry)
+    return {
+        loaded.source: CachedSpec(
+            text_digest(loaded.document.text),
+            by_file.get(loaded.document.file, []),
+            by_source.get(loaded.source, []),
+        )
+        for loaded in catalog.specs
+    }
+
+
+def quick_check(
+    paths: list[Path], project_file: Path, environments: list[str] | None, context: str
+) -> tuple[CompileInput, dict[str, CachedSpec] | None] | None:
+    """Check only the specs whose text changed; None when the full check must run instead.
+    With the result come the cache's new entries, or None when they are what it holds."""
+    root = project_file.resolve().parent.parent
+    cached = load(root, context)
+    if not cached:
+        return None
+    try:
+        project_document = load_bytes(project_file.read_bytes(), display_path(project_file))
+    except DiagnosticError:
+        return None
+    project, diagnostics = parse_project(project_document)
+    if project is None or diagnostics:
+        return None
+    specs: dict[str, CachedSpec] = {}
+    entries: list[ModelEntry] = []
+    changed: list[LoadedSpec] = []
+    project_path = project_file.resolve()
+    files = find_spec_files_resolved(paths or [project_file.parent])
+    for path, resolved in files:
+        if resolved == project_path:
+            continue
+        source = root_relative(resolved, root)
+        raw = path.read_bytes()
+        hit = cached.get(source)
+        try:
+            if hit is not None and hit.digest == text_digest(raw.decode("utf-8-sig")):
+                specs[source] = hit
+                entries += hit.models
+                diagnostics += hit.diagnostics
+                continue
+            document = load_bytes(raw, display_path(path))
+        except (UnicodeDecodeError, DiagnosticError):
+            return None
+        spec, problems = parse_spec(document)
+        if spec is None or problems or check_overlay_names(spec, document, project):
+            return None
+        changed.append(LoadedSpec(document, spec, source))
+    catalog = Catalog(root, project_path, project, project_document, changed, len(files))
+    if changed:
+        catalog.evaluations = load_records(root)
+    resolution = resolve_catalog(catalog)
+    if any(d.is_error for d in resolution.diagnostics):
+        return None
+    fresh = record(Checked(catalog, resolution.models, resolution.diagnostics))
+    specs.update(fresh)
+    for cached_spec in fresh.values():
+        entries += cached_spec.models
+        diagnostics += cached_spec.diagnostics
+    full = {m.key: m for m in entries}
+    if len(full) != len(entries):
+        return None  # a duplicate model: the full check says where
+    for model in resolution.models:
+        full[(model.environment, model.namespace, model.name)] = ModelEntry(
+            model.environment, model.namespace, model.name, model_hash(model), model
+        )
+    chosen = sorted(
+        (e for e in full.values() if environments is None or e.environment in environments),
+        key=lambda e: e.key,
+    )
+    unchanged = not fresh and specs.keys() == cached.keys()
+    inputs = CompileInput(
+        project, project_path, root, chosen, unique_sorted(diagnostics), len(changed), len(specs) - len(fresh)
+    )
+    return inputs, None if unchanged else specs
