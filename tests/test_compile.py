@@ -207,7 +207,9 @@ def test_kill_9_mid_write_is_finished_by_the_next_compile(project: Path) -> None
     process.wait()
     after = read_tree(project / "generated")
     committed = (txn / "journal.json").is_file()
-    new_versions = {b"2.0.0" in c for p, c in after.items() if p.endswith("/deployment.yaml") and "bulk-" in p}
+    new_versions = {
+        b"2.0.0" in c for p, c in after.items() if p.endswith("/deployment.yaml") and "bulk-" in p
+    }
     assert after == old or committed or new_versions == {True}
     # the next compile replays or discards whatever the killed one left, and converges
     subprocess.run(command, check=True, capture_output=True, cwd=REPO)
