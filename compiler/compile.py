@@ -181,7 +181,7 @@ def compile_entries(
     to_render: list[ResolvedModel] = []
     for entry in selected:
         if entry.directory in unchanged:
-            kept_models.append(KeptModel(*entry.key, tuple(sorted(on_disk[entry.directory]))))
+            kept_models.append(KeptModel(*entry.key, tuple(on_disk[entry.directory])))
         elif entry.resolved is None:
             raise CannotKeep(entry.directory)
         else:

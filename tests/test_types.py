@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
-from compiler.spec.types import ArtifactUri, Duration, Percentage, Quantity, SemVer
+from compiler.spec.types import ArtifactUri, Duration, ImageRef, Percentage, Quantity, SemVer
 
 
 @pytest.mark.parametrize(
@@ -115,3 +116,32 @@ def test_uris(uri: str, scheme: str) -> None:
 def test_bad_uris(bad: str) -> None:
     with pytest.raises(PydanticCustomError):
         ArtifactUri.parse(bad)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/acme/modelops-runtime:0.1.0",
+        "localhost:5000/team/model_server:v1_2-rc.3",
+        "busybox",
+        "registry.example/a/b@sha256:" + "a" * 64,
+    ],
+)
+def test_image_references(image: str) -> None:
+    assert TypeAdapter(ImageRef).validate_python(image) == image
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/acme/runtime:t\u00e9g",
+        "ghcr.io/acme/runtime:" + "x" * 129,
+        "acme/Runtime:1",
+        "acme/runtime:-x",
+        "",
+    ],
+)
+def test_bad_image_references(image: str) -> None:
+    """Tags are ASCII, as registries take them: a Unicode letter is refused here, not at pull time."""
+    with pytest.raises(ValidationError):
+        TypeAdapter(ImageRef).validate_python(image)

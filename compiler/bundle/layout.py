@@ -320,16 +320,23 @@ def manifest_json(listing: Mapping[str, str], inputs: Mapping[str, str]) -> byte
     def block(mapping: Mapping[str, str]) -> str:
         if not mapping:
             return "{}"
-        items = sorted(mapping.items())
-        text = "".join(mapping) + "".join(mapping.values())
-        if not (text.isascii() and text.isprintable()) or '"' in text or "\\" in text:
-            lines = ",\n".join(f"    {_quote(k)}: {_quote(v)}" for k, v in items)
-        else:  # the usual case, paths and digests: quoting is just the quotes
-            lines = ",\n".join(f'    "{k}": "{v}"' for k, v in items)
+        keys = sorted(mapping)
+        if _plain("".join(mapping) + "".join(mapping.values())):  # paths and digests, as usual
+            lines = '",\n    "'.join([key + '": "' + mapping[key] for key in keys])
+            return '{\n    "' + lines + '"\n  }'
+        lines = ",\n".join(f"    {_quote(key)}: {_quote(mapping[key])}" for key in keys)
         return "{\n" + lines + "\n  }"
 
     text = f'{{\n  "files": {block(listing)},\n  "generator": "modelops",\n  "inputs": {block(inputs)}\n}}\n'
     return text.encode()
+
+
+_JSON_PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+
+
+def _plain(text: str) -> bool:
+    """Whether JSON writes `text` between quotes as it is: printable ASCII, no quote or backslash."""
+    return text.isascii() and not text.encode().translate(None, _JSON_PLAIN)
 
 
 def _quote(text: str) -> str:

@@ -190,9 +190,14 @@ def update_tree(
     out: Path, files: Mapping[str, bytes], kept: Mapping[str, str], existing: Mapping[str, str]
 ) -> TreeChanges:
     """Turn the tree described by `existing` into `files` plus the `kept` files (both listings
-    map paths to sha256). The caller holds the lock and vouches for `existing`."""
-    wanted = {**kept, **{p: digest(c) for p, c in files.items()}}
-    changes = compare_listings(wanted, existing)
+    map paths to sha256; kept files are in `existing` as they are). The caller holds the lock
+    and vouches for `existing`. Work is in proportion to `files`, not to the tree."""
+    hashes = {path: digest(content) for path, content in files.items()}
+    changes = TreeChanges(
+        added=sorted(p for p in hashes if p not in existing),
+        changed=sorted(p for p, sha in hashes.items() if p in existing and existing[p] != sha),
+        removed=sorted(existing.keys() - kept.keys() - hashes.keys()),
+    )
     writes = {p: files[p] for p in changes.added + changes.changed}
     apply_changes(out, writes, changes.removed)
     return changes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -317,11 +318,19 @@ def _run_version(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# A batch command allocates a few hundred thousand objects and exits: collecting garbage
+# every 700 allocations took a tenth of an incremental compile. (mypy does the same.)
+# The long-running server keeps Python's defaults.
+BATCH_GC_THRESHOLD = (100_000, 50, 100)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
-
+    thresholds = gc.get_threshold()
+    if args.command != "serve":
+        gc.set_threshold(*BATCH_GC_THRESHOLD)
     try:
         return handler(args)
     except UsageError as err:
@@ -341,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+    finally:
+        gc.set_threshold(*thresholds)  # main() also runs in-process, in tests and embedders
 
 
 if __name__ == "__main__":
