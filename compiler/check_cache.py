@@ -53,8 +53,12 @@ def text_digest(text: str) -> str:
 
 
 def _code_fingerprint() -> str:
-    """Changes whenever the compiler's own code does (a development checkout, an upgrade)."""
-    hashed = hashlib.sha256(__version__.encode())
+    """Changes whenever the compiler's own code does (a development checkout, an upgrade), or
+    the libraries that parse and validate specs."""
+    import pydantic
+    import yaml
+
+    hashed = hashlib.sha256(f"{__version__} {pydantic.VERSION} {yaml.__version__}".encode())
     package = Path(__file__).parent
     for path in sorted(package.rglob("*.py")):
         hashed.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())

@@ -114,6 +114,16 @@ class PreviousTree:
         previous.listing = {path: digest(content) for path, content in files.items() if path != MANIFEST}
         return previous
 
+    @classmethod
+    def from_files(cls, files: dict[str, bytes]) -> PreviousTree:
+        """A tree compiled in memory (with its manifest), e.g. the other side of a diff."""
+        try:
+            inputs = _strings(json.loads(files[MANIFEST]).get("inputs"))
+        except (KeyError, ValueError, AttributeError):
+            inputs = {}
+        listing = {path: digest(content) for path, content in files.items() if path != MANIFEST}
+        return cls(inputs, listing, digest(files[MANIFEST]) if MANIFEST in files else None)
+
     def full_listing(self) -> dict[str, str]:
         """Every file, the manifest included."""
         return {**self.listing, MANIFEST: self.manifest} if self.manifest else dict(self.listing)
@@ -198,5 +208,15 @@ def compile_entries(
 def render_models(
     models: list[ResolvedModel], project: Project, stamp: Stamp, environments: list[str] | None = None
 ) -> dict[str, bytes]:
-    """The whole tree in memory, every model rendered (for diff, apply and benchmarks)."""
+    """The whole tree in memory, every model rendered (for apply and benchmarks)."""
     return compile_entries(entries_of(models), project, stamp, None, environments).files
+
+
+def render_beside(
+    models: list[ResolvedModel], project: Project, stamp: Stamp, other: dict[str, bytes]
+) -> dict[str, bytes]:
+    """The whole tree in memory, taking from `other` (a tree rendered in memory, manifest
+    included) every model directory whose inputs are the same: the bytes a full render gives,
+    for the cost of the models that differ. Diff's head side is mostly its base side."""
+    compiled = compile_entries(entries_of(models), project, stamp, PreviousTree.from_files(other))
+    return {**{path: other[path] for path in compiled.kept}, **compiled.files}

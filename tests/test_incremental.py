@@ -171,6 +171,8 @@ def test_a_committed_journal_is_replayed_by_the_next_compile(
     txn = stage(out, writes, removes)
     assert (txn / "journal.json").is_file()
     assert read_tree(out) == old  # staged, not applied
+    check = compile_into(cli, project, "generated", "--check")
+    assert check.code == 2 and "stopped half-way through writing; run `modelops compile`" in check.err
     # the next compile replays the journal first, then finds nothing left to do
     result = compile_into(cli, project)
     assert result.code == 0 and "(0 added, 0 changed, 0 removed)" in result.out
@@ -248,3 +250,22 @@ def test_manifest_lists_every_file(cli: Callable[..., Result], project: Path) ->
     files = read_tree(project / "generated")
     listed = json.loads(files[MANIFEST])["files"]
     assert sorted(listed) == sorted(p for p in files if p != MANIFEST)
+
+
+def test_diff_head_reuses_the_base_and_gets_the_same_bytes(project: Path) -> None:
+    from compiler.compile import render_beside, render_models
+    from compiler.pipeline import check
+    from compiler.targets.kubernetes.labels import Stamp
+
+    base = check([project / "specs"])
+    assert base.catalog is not None
+    base_files = render_models(base.models, base.catalog.project, Stamp(None))
+    edit(project / "specs" / "credit-default.yaml", "version: 1.4.0", "version: 1.5.0")
+    (project / "specs" / "fraud-score.yaml").write_text(spec_text("fraud-score"))
+    head = check([project / "specs"])
+    assert head.catalog is not None
+    full = render_models(head.models, head.catalog.project, Stamp(None))
+    beside = render_beside(head.models, head.catalog.project, Stamp(None), base_files)
+    assert beside == full
+    unchanged = "production/ml-production/loan-risk-score/deployment.yaml"
+    assert beside[unchanged] is base_files[unchanged]  # taken from the base, not rendered again

@@ -75,6 +75,11 @@ def _transaction_dir(out: Path) -> Path:
     return out.with_name(f".{out.name}.txn")
 
 
+def interrupted(out: Path) -> bool:
+    """Whether a compile committed an update of `out` and was stopped before finishing it."""
+    return (_transaction_dir(out.absolute()) / JOURNAL).is_file()
+
+
 @contextlib.contextmanager
 def locked(out: Path) -> Iterator[None]:
     """One compile at a time per output directory; a journal left by a killed one is replayed

@@ -1,4 +1,4 @@
-"""`modelops compile`: validate, render, then write generated/ atomically or check it is fresh."""
+"""`modelops compile`: validate, render, then write what changed in generated/, or check it is fresh."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from compiler.bundle.writer import TreeChanges, compare_listings, ensure_ours, locked, update_tree
+from compiler.bundle.writer import (
+    TreeChanges,
+    compare_listings,
+    ensure_ours,
+    interrupted,
+    locked,
+    update_tree,
+)
 from compiler.cli.report import print_diagnostics
 from compiler.compile import CannotKeep, Compiled, CompileInput, PreviousTree, compile_entries, entries_of
 from compiler.errors import UsageError
@@ -93,6 +100,11 @@ def _compile(
     out: Path = args.out if args.out is not None else default_out or inputs.root / "generated"
     stamp = Stamp(commit)
     if args.check:
+        if interrupted(out):  # --check writes nothing, so it cannot finish the update itself
+            raise UsageError(
+                f"a compile of {out} was stopped half-way through writing; run `modelops compile` "
+                "to finish it, then check again"
+            )
         previous = PreviousTree.from_disk(out)
         compiled = compile_entries(
             inputs.entries, inputs.project, stamp, previous, args.environments, reuse=False

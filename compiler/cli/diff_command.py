@@ -11,7 +11,7 @@ from pathlib import Path
 
 from compiler.bundle.layout import MANIFEST
 from compiler.cli.report import print_diagnostics
-from compiler.compile import render_models
+from compiler.compile import render_beside, render_models
 from compiler.errors import UsageError
 from compiler.pipeline import Checked, check, check_at_ref
 from compiler.review.compare import compare_trees
@@ -34,13 +34,17 @@ def _side(args: argparse.Namespace, ref: str | None) -> Iterator[Checked]:
         yield checked
 
 
-def _compiled(checked: Checked, side: str) -> dict[str, bytes]:
+def _compiled(checked: Checked, side: str, beside: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """One side's tree; the head side reuses the base side's files where a model's inputs match."""
     if not checked.ok:
         print_diagnostics(checked.diagnostics, "text", stream=sys.stderr)
         raise UsageError(f"the {side} side does not compile; fix the errors above")
     assert checked.catalog is not None  # ok implies a catalog
+    project = checked.catalog.project
     # No stamps: the commit annotation would differ in every file and hide the real changes.
-    return render_models(checked.models, checked.catalog.project, Stamp(None))
+    if beside is None:
+        return render_models(checked.models, project, Stamp(None))
+    return render_beside(checked.models, project, Stamp(None), beside)
 
 
 def _acknowledged(args: argparse.Namespace) -> bool:
@@ -63,7 +67,7 @@ def run_diff(args: argparse.Namespace) -> int:
         base_files = _compiled(base, f"base ({args.base})")
         base_models = base.models
     with _side(args, args.head) as head:
-        head_files = _compiled(head, f"head ({args.head or 'working tree'})")
+        head_files = _compiled(head, f"head ({args.head or 'working tree'})", base_files)
         head_models = head.models
     files = compare_trees(base_files, head_files, frozenset({MANIFEST}))
     models = summarise(base_models, head_models, base_files, head_files, files)
