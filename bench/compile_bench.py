@@ -130,7 +130,7 @@ def measure(root: str) -> None:
 
 def main(sizes: list[int]) -> None:
     print(
-        "compile = load + validate + resolve + render + serialise (in memory) + atomic write;\n"
+        "compile = load + validate + resolve + render + serialise (in memory) + journaled write;\n"
         "floor = serialising the same documents alone (PyYAML's C dumper; json for dashboards), "
         "one process.\n"
         "objects = Kubernetes objects; rule files, promtool tests and dashboard JSON come on top.\n"

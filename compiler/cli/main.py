@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compile",
         help="render every spec for every environment into generated/",
         description="Render Kubernetes manifests for every spec and environment into a "
-        "deterministic tree, replaced atomically.",
+        "deterministic tree, written as one transaction (only the files that change).",
     )
     _add_input_arguments(compile_)
     _add_format(compile_)
