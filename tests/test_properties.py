@@ -114,3 +114,13 @@ def test_mutated_valid_specs(path: tuple[Any, ...], action: str, value: Any, key
 
 def test_valid_spec_passes_the_same_harness() -> None:
     assert [d for d in run_pipeline(yaml.safe_dump(VALID).encode()) if d.is_error] == []
+
+
+@given(st.floats() | st.sampled_from([0.25, 1e6, 999_999.9999, 1e-7, 123_456_789.0, -3.5]))
+def test_le_labels_are_what_prometheus_client_writes(bound: float) -> None:
+    """The rules and dashboards select the `le` bucket the runtime exports: same text, any float."""
+    from prometheus_client.utils import floatToGoString
+
+    from compiler.metrics.contract import le_label
+
+    assert le_label(bound) == floatToGoString(bound)  # type: ignore[no-untyped-call]
