@@ -255,3 +255,22 @@ def test_history_outside_git_is_a_usage_error(
     monkeypatch.chdir(project)
     result = cli("history", "credit-default")
     assert result.code == 2 and "is not inside a Git repository" in result.err
+
+
+def test_history_follows_a_renamed_spec(
+    cli: Callable[..., Result], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = History(project)
+    h.commit("first", "Add models")
+    (project / "specs" / "risk").mkdir()
+    h.repo.git.mv("specs/credit-default.yaml", "specs/risk/credit.yaml")
+    h.commit("moved", "Group risk models", BOB)
+    h.edit("specs/risk/credit.yaml", "version: 1.4.0", "version: 1.5.0")
+    h.commit("bumped", "credit-default 1.5.0")
+    monkeypatch.chdir(project)
+    payload = json.loads(cli("history", "credit-default", "--format", "json").out)
+    assert [(v["version"], v["summary"]) for v in payload] == [
+        ("1.4.0", "Add models"),
+        ("1.5.0", "credit-default 1.5.0"),
+    ]
+    assert payload[0]["gates"]["accuracy"].endswith("pass")  # the record committed with 1.4.0

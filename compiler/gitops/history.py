@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import git
 import yaml
 
 from compiler.errors import UsageError
@@ -63,23 +64,42 @@ def _gates(commit_blob: bytes | None, spec: bytes) -> dict[str, str]:
     return found
 
 
+def _paths_over_time(repo: git.Repo, relative: str) -> list[str]:
+    """Every path the spec file has had, newest first: `git log --follow` sees renames."""
+    log = repo.git.log("--follow", "--name-only", "--format=", "--", relative)
+    paths = list(dict.fromkeys(line for line in log.splitlines() if line))
+    return paths or [relative]
+
+
+def _spec_at(commit: git.Commit, paths: list[str], model: str) -> tuple[bytes, str] | None:
+    """The spec's text and version at a commit, under whichever of its names it had then."""
+    for path in paths:
+        data = blob_at(commit, path)
+        if data is None:
+            continue
+        name, version = _name_and_version(data)
+        if name == model and version is not None:
+            return data, version
+    return None
+
+
 def history(model: str, paths: list[Path], project: Path | None) -> list[Version]:
     project_dir = find_project_file(paths, project).resolve().parent
     spec_path = _spec_file(model, project_dir)
     repo = open_repo(project_dir)
     worktree = Path(repo.working_tree_dir or ".").resolve()
     relative = spec_path.resolve().relative_to(worktree).as_posix()
+    spec_paths = _paths_over_time(repo, relative)
     root = project_dir.parent.relative_to(worktree)
     records = (root / EVALUATIONS_DIR / model).as_posix()
     versions: list[Version] = []
-    # Commits touching the spec or its evaluation records: records are often committed later.
-    for commit in reversed(list(repo.iter_commits(paths=[relative, records], max_count=1000))):
-        data = blob_at(commit, relative)
-        if data is None:
+    # Commits touching the spec (under any of its names) or its evaluation records: records
+    # are often committed later than the version they measure.
+    for commit in reversed(list(repo.iter_commits(paths=[*spec_paths, records], max_count=1000))):
+        found = _spec_at(commit, spec_paths, model)
+        if found is None:
             continue
-        name, version = _name_and_version(data)
-        if name != model or version is None:
-            continue
+        data, version = found
         gates = _gates(blob_at(commit, f"{records}/{version}.json"), data)
         if versions and versions[-1].version == version:
             if gates:
