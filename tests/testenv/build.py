@@ -18,6 +18,8 @@ KUBERNETES = "1.36.3"
 ETCD = "3.6.16"
 CONTROLLER_TOOLS = "0.19.0"
 PROMETHEUS_OPERATOR = "0.87.0"
+ARGO_CD = "3.5.7"
+KUSTOMIZE_CONTROLLER = "1.9.6"  # Flux's; 1.10 needs Go 1.27
 
 
 def cache_dir() -> Path:
@@ -129,5 +131,37 @@ def prometheus_operator_crds() -> list[Path]:
     return wanted
 
 
+def _published_file(module: str, version: str, inside: str) -> Path:
+    """One file of a Go module as its project published it (`go mod download`: no build)."""
+    out = cache_dir() / "published" / f"{module.replace('/', '_')}@v{version}" / Path(inside).name
+    if out.is_file():
+        return out
+    work = cache_dir() / "src" / "downloads"
+    work.mkdir(parents=True, exist_ok=True)
+    info = json.loads(_run([_go(), "mod", "download", "-json", f"{module}@v{version}"], work))
+    if "Dir" not in info:
+        raise RuntimeError(f"go mod download {module}@v{version}: {info.get('Error', info)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(info["Dir"]) / inside, out)
+    return out
+
+
+def sync_tool_crds() -> list[Path]:
+    """The Argo CD ApplicationSet and Flux Kustomization CRDs, as Argo CD and Flux ship them."""
+    return [
+        _published_file("github.com/argoproj/argo-cd/v3", ARGO_CD, "manifests/crds/applicationset-crd.yaml"),
+        _published_file(
+            "github.com/fluxcd/kustomize-controller",
+            KUSTOMIZE_CONTROLLER,
+            "config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml",
+        ),
+    ]
+
+
 def build_all() -> dict[str, Path | list[Path]]:
-    return {"kube-apiserver": kube_apiserver(), "etcd": etcd(), "crds": prometheus_operator_crds()}
+    return {
+        "kube-apiserver": kube_apiserver(),
+        "etcd": etcd(),
+        "crds": prometheus_operator_crds(),
+        "sync-tool-crds": sync_tool_crds(),
+    }

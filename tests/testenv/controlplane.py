@@ -202,15 +202,25 @@ def stop(state: Path, timeout: float = 20) -> None:
 
 def install_crds(plane: ControlPlane) -> None:
     """Install the Prometheus Operator CRDs and wait until they are served."""
+    names = ["prometheusrules.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com"]
+    _install(plane, build.prometheus_operator_crds(), names)
+
+
+def install_sync_tool_crds(plane: ControlPlane) -> None:
+    """Install Argo CD's ApplicationSet and Flux's Kustomization CRDs and wait until they are served."""
+    names = ["applicationsets.argoproj.io", "kustomizations.kustomize.toolkit.fluxcd.io"]
+    _install(plane, build.sync_tool_crds(), names)
+
+
+def _install(plane: ControlPlane, paths: list[Path], names: list[str]) -> None:
     from kubernetes import client, config, utils
 
     api = config.new_client_from_config(str(plane.kubeconfig))
-    for path in build.prometheus_operator_crds():
+    for path in paths:
         with contextlib.suppress(utils.FailToCreateError):  # already there on a reused state
             utils.create_from_yaml(api, str(path))
     extensions = client.ApiextensionsV1Api(api)
     deadline = time.monotonic() + 60
-    names = ["prometheusrules.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com"]
     while time.monotonic() < deadline:
         conditions = [
             {
@@ -222,4 +232,4 @@ def install_crds(plane: ControlPlane) -> None:
         if all(c.get("Established") == "True" for c in conditions):
             return
         time.sleep(0.2)
-    raise RuntimeError("the Prometheus Operator CRDs were not established within 60s")
+    raise RuntimeError(f"the CRDs {', '.join(names)} were not established within 60s")
