@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler import __version__
-from compiler.compile import CompileInput, ModelEntry, model_hash
+from compiler.compile import CompileInput, ModelEntry, entries_of, model_hash
 from compiler.diagnostics import Diagnostic, DiagnosticError, Severity, unique_sorted
 from compiler.evaluate.record import EVALUATIONS_DIR, load_records
 from compiler.pipeline import Checked
@@ -34,6 +34,7 @@ from compiler.spec.catalog import (
     parse_spec,
     root_relative,
 )
+from compiler.spec.project import Project
 from compiler.spec.yamlsource import load_bytes
 
 CACHE_DIR = ".modelops-cache"
@@ -163,14 +164,41 @@ def quick_check(
         project_document = load_bytes(project_file.read_bytes(), display_path(project_file))
     except DiagnosticError:
         return None
-    project, diagnostics = parse_project(project_document)
-    if project is None or diagnostics:
+    project, problems = parse_project(project_document)
+    if project is None or problems:
         return None
-    specs: dict[str, CachedSpec] = {}
-    entries: list[ModelEntry] = []
+    read = _read_specs(paths, project_file.resolve(), root, cached, project)
+    if read is None:
+        return None
+    hits, changed, spec_files = read
+    catalog = Catalog(root, project_file.resolve(), project, project_document, changed, spec_files)
+    if changed:
+        catalog.evaluations = load_records(root)
+    resolution = resolve_catalog(catalog)
+    if any(d.is_error for d in resolution.diagnostics):
+        return None
+    fresh = record(Checked(catalog, resolution.models, resolution.diagnostics))
+    entries = [entry for cached_spec in hits.values() for entry in cached_spec.models]
+    entries += entries_of(resolution.models)  # the changed specs' models, ready to render
+    if len({entry.key for entry in entries}) != len(entries):
+        return None  # a duplicate model: the full check says where
+    chosen = sorted(
+        (e for e in entries if environments is None or e.environment in environments), key=lambda e: e.key
+    )
+    specs = {**hits, **fresh}
+    diagnostics = unique_sorted([d for cached_spec in specs.values() for d in cached_spec.diagnostics])
+    inputs = CompileInput(project, project_file.resolve(), root, chosen, diagnostics, len(changed), len(hits))
+    unchanged = not fresh and specs.keys() == cached.keys()
+    return inputs, None if unchanged else specs
+
+
+def _read_specs(
+    paths: list[Path], project_path: Path, root: Path, cached: dict[str, CachedSpec], project: Project
+) -> tuple[dict[str, CachedSpec], list[LoadedSpec], int] | None:
+    """Cache hits (same text) and the changed specs, parsed; None at the first problem."""
+    hits: dict[str, CachedSpec] = {}
     changed: list[LoadedSpec] = []
-    project_path = project_file.resolve()
-    files = find_spec_files_resolved(paths or [project_file.parent])
+    files = find_spec_files_resolved(paths or [project_path.parent])
     for path, resolved in files:
         if resolved == project_path:
             continue
@@ -179,9 +207,7 @@ def quick_check(
         hit = cached.get(source)
         try:
             if hit is not None and hit.digest == text_digest(raw.decode("utf-8-sig")):
-                specs[source] = hit
-                entries += hit.models
-                diagnostics += hit.diagnostics
+                hits[source] = hit
                 continue
             document = load_bytes(raw, display_path(path))
         except (UnicodeDecodeError, DiagnosticError):
@@ -190,30 +216,4 @@ def quick_check(
         if spec is None or problems or check_overlay_names(spec, document, project):
             return None
         changed.append(LoadedSpec(document, spec, source))
-    catalog = Catalog(root, project_path, project, project_document, changed, len(files))
-    if changed:
-        catalog.evaluations = load_records(root)
-    resolution = resolve_catalog(catalog)
-    if any(d.is_error for d in resolution.diagnostics):
-        return None
-    fresh = record(Checked(catalog, resolution.models, resolution.diagnostics))
-    specs.update(fresh)
-    for cached_spec in fresh.values():
-        entries += cached_spec.models
-        diagnostics += cached_spec.diagnostics
-    full = {m.key: m for m in entries}
-    if len(full) != len(entries):
-        return None  # a duplicate model: the full check says where
-    for model in resolution.models:
-        full[(model.environment, model.namespace, model.name)] = ModelEntry(
-            model.environment, model.namespace, model.name, model_hash(model), model
-        )
-    chosen = sorted(
-        (e for e in full.values() if environments is None or e.environment in environments),
-        key=lambda e: e.key,
-    )
-    unchanged = not fresh and specs.keys() == cached.keys()
-    inputs = CompileInput(
-        project, project_path, root, chosen, unique_sorted(diagnostics), len(changed), len(specs) - len(fresh)
-    )
-    return inputs, None if unchanged else specs
+    return hits, changed, len(files)
