@@ -269,3 +269,14 @@ def test_diff_head_reuses_the_base_and_gets_the_same_bytes(project: Path) -> Non
     assert beside == full
     unchanged = "production/ml-production/loan-risk-score/deployment.yaml"
     assert beside[unchanged] is base_files[unchanged]  # taken from the base, not rendered again
+
+
+def test_a_damaged_manifest_falls_back_to_reading_the_tree(cli: Callable[..., Result], project: Path) -> None:
+    """A merge conflict in the manifest, say: compile reads the tree instead, so the files of a
+    model removed meanwhile still go."""
+    assert compile_into(cli, project).code == 0
+    (project / "generated" / MANIFEST).write_text("<<<<<<< HEAD\n{}\n=======\n")
+    (project / "specs" / "loan-risk-score.yaml").unlink()
+    assert compile_into(cli, project).code == 0
+    assert not [p for p in read_tree(project / "generated") if "loan-risk-score" in p]
+    assert_equals_full(cli, project)

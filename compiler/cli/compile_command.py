@@ -116,6 +116,8 @@ def _compile(
         with locked(out):
             ensure_ours(out)
             previous = PreviousTree.from_disk(out) if args.full else PreviousTree.from_manifest(out)
+            if previous.manifest is None and out.is_dir():  # a damaged manifest: see what is there
+                previous = PreviousTree.from_disk(out)
             try:
                 compiled = _render(args, inputs, stamp, previous)
             except CannotKeep:  # a cached model whose directory is gone or stale: check it all
