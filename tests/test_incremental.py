@@ -280,3 +280,13 @@ def test_a_damaged_manifest_falls_back_to_reading_the_tree(cli: Callable[..., Re
     assert compile_into(cli, project).code == 0
     assert not [p for p in read_tree(project / "generated") if "loan-risk-score" in p]
     assert_equals_full(cli, project)
+
+
+def test_a_damaged_journal_is_a_clear_error(cli: Callable[..., Result], project: Path) -> None:
+    assert compile_into(cli, project).code == 0
+    txn = project / ".generated.txn"
+    txn.mkdir()
+    (txn / "journal.json").write_text('{"writes": [["a"]]')
+    result = compile_into(cli, project)
+    assert result.code == 2
+    assert "is damaged" in result.err and "run `modelops compile --full`" in result.err

@@ -151,15 +151,23 @@ def replay_pending(out: Path) -> bool:
     if not journal_path.is_file():
         shutil.rmtree(txn)  # staging was interrupted: the tree was never touched
         return False
-    journal = json.loads(journal_path.read_bytes())
-    for relative, number in journal["writes"]:
+    try:
+        journal = json.loads(journal_path.read_bytes())
+        writes = [(str(relative), str(number)) for relative, number in journal["writes"]]
+        removes = [str(relative) for relative in journal["removes"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise UsageError(
+            f"the journal of an interrupted compile, {journal_path}, is damaged ({err}); remove "
+            f"{txn} and run `modelops compile --full`"
+        ) from err
+    for relative, number in writes:
         source = txn / "files" / number
         target = _inside(out, relative)
         if not source.exists():
             continue  # renamed into place before the interruption
         target.parent.mkdir(parents=True, exist_ok=True)
         source.replace(target)
-    for relative in journal["removes"]:
+    for relative in removes:
         target = _inside(out, relative)
         target.unlink(missing_ok=True)
         _remove_empty_parents(out, target.parent)
