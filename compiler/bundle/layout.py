@@ -168,7 +168,7 @@ def build_bundle(
         k.key: [f for f in k.filenames if is_object(f)] for k in kept if k.environment in environments
     }
     for model, files in zip(chosen, render_all(chosen, stamp, names), strict=True):
-        directory = f"{model.environment}/{model.namespace}/{model.name}"
+        directory = model_directory(model)
         for filename, content, _ in files:
             bundle.add(f"{directory}/{filename}", content)
         objects = [filename for filename, _, is_an_object in files if is_an_object]

@@ -56,12 +56,6 @@ def digest(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def compare(files: dict[str, bytes], existing: dict[str, bytes]) -> TreeChanges:
-    return compare_listings(
-        {p: digest(c) for p, c in files.items()}, {p: digest(c) for p, c in existing.items()}
-    )
-
-
 def compare_listings(wanted: Mapping[str, str], existing: Mapping[str, str]) -> TreeChanges:
     """What turns `existing` into `wanted`; both map relative paths to sha256 digests."""
     return TreeChanges(

@@ -8,10 +8,10 @@ from functools import cache
 from importlib import resources
 
 from jinja2 import Template
-from jinja2.sandbox import SandboxedEnvironment
 
 from compiler.review.compare import FileChange
 from compiler.review.summary import Breaking, ModelChange
+from compiler.templating import sandboxed_templates
 
 COMMENT_MARKER = "<!-- modelops-diff -->"
 
@@ -71,7 +71,8 @@ def as_json(report: DiffReport) -> str:
 @cache
 def _template() -> Template:
     source = resources.files("compiler.review").joinpath("templates/diff.md.j2").read_text()
-    return SandboxedEnvironment(autoescape=False, keep_trailing_newline=True).from_string(source)
+    name = "modelops/diff.md.j2"
+    return sandboxed_templates({name: source}, keep_trailing_newline=True)[name]
 
 
 def as_markdown(report: DiffReport) -> str:
