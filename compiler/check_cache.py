@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler import __version__
-from compiler.compile import CompileInput, ModelEntry, entries_of, model_hash
+from compiler.compile import CompileInput, ModelEntry, entries_of
 from compiler.diagnostics import Diagnostic, DiagnosticError, Severity, unique_sorted
 from compiler.evaluate.record import EVALUATIONS_DIR, load_records
 from compiler.pipeline import Checked
@@ -46,7 +46,7 @@ FORMAT = 1
 class CachedSpec:
     digest: str
     diagnostics: list[Diagnostic]
-    models: list[ModelEntry]  # resolved is None: only what compile needs to keep a directory
+    models: list[ModelEntry]  # loaded from the cache: resolved is None, enough to keep a directory
 
 
 def text_digest(text: str) -> str:
@@ -130,17 +130,18 @@ def save(root: Path, context: str, specs: dict[str, CachedSpec]) -> None:
         pass
 
 
-def record(checked: Checked) -> dict[str, CachedSpec]:
-    """Cache entries from a full check of every environment that passed."""
+def record(checked: Checked, entries: list[ModelEntry]) -> dict[str, CachedSpec]:
+    """Cache entries from a check of every environment that passed; `entries` are its models
+    (entries_of(checked.models), hashed once by the caller)."""
     catalog = checked.catalog
     assert catalog is not None and checked.ok
     by_file: dict[str, list[Diagnostic]] = {}
     for diagnostic in checked.diagnostics:
         by_file.setdefault(diagnostic.file, []).append(diagnostic)
     by_source: dict[str, list[ModelEntry]] = {}
-    for model in checked.models:
-        entry = ModelEntry(model.environment, model.namespace, model.name, model_hash(model))
-        by_source.setdefault(model.source, []).append(entry)
+    for entry in entries:
+        assert entry.resolved is not None, "entries of the check just made"
+        by_source.setdefault(entry.resolved.source, []).append(entry)
     return {
         loaded.source: CachedSpec(
             text_digest(loaded.document.text),
@@ -156,7 +157,8 @@ def quick_check(
 ) -> tuple[CompileInput, dict[str, CachedSpec] | None] | None:
     """Check only the specs whose text changed; None when the full check must run instead.
     With the result come the cache's new entries, or None when they are what it holds."""
-    root = project_file.resolve().parent.parent
+    project_path = project_file.resolve()
+    root = project_path.parent.parent
     cached = load(root, context)
     if not cached:
         return None
@@ -167,19 +169,19 @@ def quick_check(
     project, problems = parse_project(project_document)
     if project is None or problems:
         return None
-    read = _read_specs(paths, project_file.resolve(), root, cached, project)
+    read = _read_specs(paths, project_path, root, cached, project)
     if read is None:
         return None
     hits, changed, spec_files = read
-    catalog = Catalog(root, project_file.resolve(), project, project_document, changed, spec_files)
+    catalog = Catalog(root, project_path, project, project_document, changed, spec_files)
     if changed:
         catalog.evaluations = load_records(root)
     resolution = resolve_catalog(catalog)
     if any(d.is_error for d in resolution.diagnostics):
         return None
-    fresh = record(Checked(catalog, resolution.models, resolution.diagnostics))
-    entries = [entry for cached_spec in hits.values() for entry in cached_spec.models]
-    entries += entries_of(resolution.models)  # the changed specs' models, ready to render
+    changed_entries = entries_of(resolution.models)  # ready to render
+    fresh = record(Checked(catalog, resolution.models, resolution.diagnostics), changed_entries)
+    entries = [entry for cached_spec in hits.values() for entry in cached_spec.models] + changed_entries
     if len({entry.key for entry in entries}) != len(entries):
         return None  # a duplicate model: the full check says where
     chosen = sorted(
@@ -187,7 +189,7 @@ def quick_check(
     )
     specs = {**hits, **fresh}
     diagnostics = unique_sorted([d for cached_spec in specs.values() for d in cached_spec.diagnostics])
-    inputs = CompileInput(project, project_file.resolve(), root, chosen, diagnostics, len(changed), len(hits))
+    inputs = CompileInput(project, project_path, root, chosen, diagnostics, len(changed), len(hits))
     unchanged = not fresh and specs.keys() == cached.keys()
     return inputs, None if unchanged else specs
 

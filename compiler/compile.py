@@ -109,14 +109,11 @@ class PreviousTree:
     @classmethod
     def from_disk(cls, out: Path) -> PreviousTree:
         """Read every file: for --full, --check and anything that must not trust the manifest."""
-        files = read_tree(out)
-        previous = cls.from_manifest(out) if MANIFEST in files else cls()
-        previous.listing = {path: digest(content) for path, content in files.items() if path != MANIFEST}
-        return previous
+        return cls.from_files(read_tree(out))
 
     @classmethod
     def from_files(cls, files: dict[str, bytes]) -> PreviousTree:
-        """A tree compiled in memory (with its manifest), e.g. the other side of a diff."""
+        """A whole tree in memory, manifest included: read from disk, or the other side of a diff."""
         try:
             inputs = _strings(json.loads(files[MANIFEST]).get("inputs"))
         except (KeyError, ValueError, AttributeError):

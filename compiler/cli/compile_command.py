@@ -84,7 +84,7 @@ def _check_working_tree(args: argparse.Namespace, paths: list[Path]) -> CompileI
     checked = check(paths, args.project, args.environments)
     passed = _passed(checked, args.format)
     if passed is not None and args.environments is None:
-        check_cache.save(root, context, check_cache.record(checked))
+        check_cache.save(root, context, check_cache.record(checked, passed.entries))
     return passed
 
 
