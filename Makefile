@@ -3,18 +3,30 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SETUP  := $(VENV)/.installed
+# Every package, pinned with its sha256 hashes: resolved by `make lock`, never by `make setup`.
+LOCK   := requirements/dev.lock
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup tools train demo validate compile check test lint typecheck unit bench schema clean
+.PHONY: setup lock tools train demo validate compile check test lint typecheck unit fuzz bench schema clean
 
-$(SETUP): pyproject.toml
+## Installs exactly the locked versions, as wheels (pip checks every hash), then modelops itself,
+## built with the locked setuptools: nothing is resolved against what the index serves today.
+$(SETUP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --only-binary :all: -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(SETUP)
 
 setup: $(SETUP)
+
+## Re-resolve the lock after editing dependencies in pyproject.toml (tests/test_lock.py fails until
+## then). Pins already in the lock are kept; `make lock LOCKFLAGS=--upgrade` moves all to the newest.
+LOCKFLAGS ?=
+lock: setup
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(BIN)/uv pip compile pyproject.toml - --extra dev --universal --python-version 3.11 \
+	      --generate-hashes --quiet --custom-compile-command 'make lock' $(LOCKFLAGS) -o $(LOCK)
 
 ## System tools the tests run for real: promtool and prometheus (Debian package `prometheus`).
 tools:
@@ -50,11 +62,16 @@ typecheck: setup
 unit: setup tools
 	$(BIN)/pytest
 
+## Long Hypothesis runs over generated and mutated specs; not part of `make test`.
+fuzz: setup
+	$(BIN)/pytest -m fuzz tests/test_fuzz.py -q
+
 bench: setup
 	$(BIN)/python bench/compile_bench.py
 	$(BIN)/python bench/serve_bench.py
 
-## Retrain the demo models (deterministic: the same bytes, so the sha256 pins hold).
+## Retrain the demo models and print their sha256 pins (the same bytes on one machine; on another
+## CPU the last bits of a float may differ: `python specs/train.py --check` compares behaviour).
 train: setup
 	$(BIN)/python specs/train.py
 

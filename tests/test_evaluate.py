@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -29,14 +30,60 @@ def repo(project: Path) -> Path:
     return project
 
 
-def test_training_is_reproducible() -> None:
-    """specs/train.py makes byte-identical artifacts, so the sha256 pins stay valid."""
-    result = subprocess.run(
-        [sys.executable, "specs/train.py", "--check"], cwd=REPO, capture_output=True, text=True
+def _train_check(root: Path) -> subprocess.CompletedProcess[str]:
+    """`specs/train.py --check` on the project at `root` (a copy, or the repository)."""
+    return subprocess.run(
+        [sys.executable, str(root / "specs/train.py"), "--check"], cwd=root, capture_output=True, text=True
     )
+
+
+def _repin(repo: Path, content: bytes) -> None:
+    """Commit `content` as the credit-default artifact, with its sha256 in the spec."""
+    (repo / "models/credit-default/1.4.0/model.skops").write_bytes(content)
+    spec = repo / "specs/credit-default.yaml"
+    digest = hashlib.sha256(content).hexdigest()
+    spec.write_text(re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {digest}", spec.read_text()))
+
+
+def test_training_is_reproducible() -> None:
+    """The committed artifacts behave like a fresh training run, on any CPU, and match their pins."""
+    result = _train_check(REPO)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "models/credit-default/1.4.0/model.skops: " in result.stdout
+    assert "models/loan-risk-score/2.1.0/model.skops: " in result.stdout
     for path in (REPO / "models").rglob("*.skops"):
         assert path.stat().st_size < 1024 * 1024
+
+
+def test_training_check_tolerates_float_noise(repo: Path) -> None:
+    """Another BLAS rounds the last bits differently: other bytes, other pin, the same model."""
+    model = load_model((repo / "models/credit-default/1.4.0/model.skops").read_bytes())
+    model[-1].coef_ = model[-1].coef_ * (1 + 1e-12)
+    _repin(repo, deterministic_bytes(model))
+    result = _train_check(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "models/credit-default/1.4.0/model.skops: matches a fresh training run within tolerance" in (
+        result.stdout
+    )
+
+
+def test_training_check_names_the_model_that_differs_and_by_how_much(repo: Path) -> None:
+    model = load_model((repo / "models/credit-default/1.4.0/model.skops").read_bytes())
+    model[-1].coef_ = model[-1].coef_ * 1.5  # another model, pinned correctly
+    _repin(repo, deterministic_bytes(model))
+    loan = repo / "specs/loan-risk-score.yaml"
+    loan.write_text(re.sub(r"sha256: [0-9a-f]{64}", "sha256: " + "0" * 64, loan.read_text()))
+    result = _train_check(repo)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    moved = next(line for line in lines if "holdout probabilities differ" in line)
+    assert moved.startswith("differs: models/credit-default/1.4.0/model.skops:")
+    assert float(re.search(r"by up to (\S+) ", moved)[1]) > 1e-3  # type: ignore[index]
+    assert "(tolerance 0.001)" in moved
+    # the loan-risk model is the same, but its spec pins other bytes
+    pin = next(line for line in lines if "loan-risk-score" in line)
+    assert "specs/loan-risk-score.yaml pins " + "0" * 64 in pin
+    assert "Traceback" not in result.stderr
 
 
 def test_bundled_models_pass_their_gates(cli: Callable[..., Result], repo: Path) -> None:
