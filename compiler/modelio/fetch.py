@@ -2,18 +2,23 @@
 
 Repo-relative paths and https:// are built in; s3:// and gs:// need the optional extras
 (`pip install modelops[s3]` / `modelops[gcs]`); pvc:// is a path mounted into the pod.
+Nothing larger than `limits.MAX_ARTIFACT_BYTES` is read: a size known up front is refused before
+any byte is, and every read stops one byte past the limit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from compiler.modelio.skops_files import ArtifactError
+from compiler.modelio.limits import MAX_ARTIFACT_BYTES as MAX_ARTIFACT_BYTES  # runner imports it from here
+from compiler.modelio.limits import describe_size
+from compiler.modelio.skops_files import ArtifactError, ArtifactLimitError
 
-MAX_ARTIFACT_BYTES = 2 * 1024**3
 PVC_MOUNT_ROOT = Path("/mnt/pvc")
 
 
@@ -27,7 +32,11 @@ def fetch(uri: str, base: Path, *, timeout: float = 60.0) -> bytes:
         return _gcs(uri)
     path = PVC_MOUNT_ROOT / uri.removeprefix("pvc://") if uri.startswith("pvc://") else base / uri
     try:
-        return path.read_bytes()
+        with path.open("rb") as file:
+            status = os.fstat(file.fileno())
+            if stat.S_ISREG(status.st_mode) and status.st_size > MAX_ARTIFACT_BYTES:
+                raise _too_large(uri, status.st_size)
+            return _within_limit(uri, file.read(MAX_ARTIFACT_BYTES + 1))  # a pipe tells no size
     except FileNotFoundError:
         where = (
             "the PVC must be mounted at /mnt/pvc/<claim>" if uri.startswith("pvc://") else f"looked in {base}"
@@ -48,15 +57,28 @@ def verify(data: bytes, pin: str | None, uri: str) -> str:
     return digest
 
 
+def _too_large(uri: str, size: int | None) -> ArtifactLimitError:
+    """The error for an artifact over the limit; `size` if known (else only the first bytes were read)."""
+    stated = f"{size} bytes, over" if size is not None else "over"
+    return ArtifactLimitError(f"artifact {uri} is {stated} the limit of {describe_size(MAX_ARTIFACT_BYTES)}")
+
+
+def _within_limit(uri: str, data: bytes) -> bytes:
+    """`data`, read with a bound of one byte past the limit; raises if that byte came."""
+    if len(data) > MAX_ARTIFACT_BYTES:
+        raise _too_large(uri, None)
+    return data
+
+
 def _https(uri: str, timeout: float) -> bytes:
     try:
         with urllib.request.urlopen(uri, timeout=timeout) as response:
+            if response.length is not None and response.length > MAX_ARTIFACT_BYTES:
+                raise _too_large(uri, response.length)
             data: bytes = response.read(MAX_ARTIFACT_BYTES + 1)
     except (urllib.error.URLError, TimeoutError, OSError) as err:
         raise ArtifactError(f"cannot download {uri}: {err}") from err
-    if len(data) > MAX_ARTIFACT_BYTES:
-        raise ArtifactError(f"artifact {uri} is larger than {MAX_ARTIFACT_BYTES} bytes")
-    return data
+    return _within_limit(uri, data)
 
 
 def _s3(uri: str) -> bytes:
@@ -68,11 +90,15 @@ def _s3(uri: str) -> bytes:
         ) from None
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     try:
-        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
-        data: bytes = body.read()
+        response = boto3.client("s3").get_object(Bucket=bucket, Key=key)
+        if response["ContentLength"] > MAX_ARTIFACT_BYTES:
+            raise _too_large(uri, response["ContentLength"])
+        data: bytes = response["Body"].read(MAX_ARTIFACT_BYTES + 1)
+    except ArtifactError:
+        raise
     except Exception as err:  # botocore raises many kinds
         raise ArtifactError(f"cannot download {uri}: {err}") from err
-    return data
+    return _within_limit(uri, data)
 
 
 def _gcs(uri: str) -> bytes:
@@ -84,7 +110,15 @@ def _gcs(uri: str) -> bytes:
         ) from None
     bucket, _, key = uri.removeprefix("gs://").partition("/")
     try:
-        data: bytes = storage.Client().bucket(bucket).blob(key).download_as_bytes()
+        blob = storage.Client().bucket(bucket).get_blob(key)
+        if blob is None:
+            raise ArtifactError(f"artifact {uri} not found")
+        if blob.size is not None and blob.size > MAX_ARTIFACT_BYTES:
+            raise _too_large(uri, blob.size)
+        # the generation read is the one whose size was checked
+        data: bytes = blob.download_as_bytes(if_generation_match=blob.generation)
+    except ArtifactError:
+        raise
     except Exception as err:
         raise ArtifactError(f"cannot download {uri}: {err}") from err
-    return data
+    return _within_limit(uri, data)
