@@ -37,47 +37,42 @@ def timed(command: list[str], cwd: Path) -> tuple[float, int]:
 def main(sizes: list[int]) -> None:
     modelops = str(REPO / ".venv" / "bin" / "modelops")
     kubectl = shutil.which("kubectl", path=str(REPO / ".venv" / "bin")) or shutil.which("kubectl")
-    with tempfile.TemporaryDirectory() as tmp:
-        plane = controlplane.start(Path(tmp) / "plane")
-        try:
-            controlplane.install_crds(plane)
-            header = ("models", "objects", "apply 1st s", "diff s", "apply 2nd s", "kubectl dry-run s")
-            widths = (7, 8, 11, 8, 11, 17)
-            print(" ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
-            for n in sizes:
-                root = Path(tmp) / f"tree-{n}"
-                make_tree(root, n)
-                project = root / "specs" / "modelops.yaml"
-                project.write_text(project.read_text().replace("ml-staging", f"bench{n}-staging"))
-                common = ["--env", "staging", "--context", "testenv", "--kubeconfig", str(plane.kubeconfig)]
-                first, _ = timed([modelops, "apply", "specs", *common], root)
-                diff, code = timed([modelops, "diff", "specs", *common], root)
-                second, _ = timed([modelops, "apply", "specs", *common], root)
-                subprocess.run([modelops, "compile", "specs"], cwd=root, check=True, capture_output=True)
-                objects = sum(1 for _ in (root / "generated" / "staging").rglob("*.yaml")) - n - 1
-                dry = "-"
-                if kubectl:
-                    seconds, _ = timed(
-                        [
-                            kubectl,
-                            "--kubeconfig",
-                            str(plane.kubeconfig),
-                            "apply",
-                            "--server-side",
-                            "--dry-run=server",
-                            "--field-manager=modelops",
-                            "-k",
-                            "generated/staging",
-                        ],
-                        root,
-                    )
-                    dry = f"{seconds:.2f}"
-                print(
-                    f"{n:>7} {objects:>8} {first:>11.2f} {diff:>8.2f} {second:>11.2f} {dry:>17}"
-                    f"{'' if code == 0 else '  (diff reported changes!)'}"
+    with tempfile.TemporaryDirectory() as tmp, controlplane.running(Path(tmp) / "plane") as plane:
+        header = ("models", "objects", "apply 1st s", "diff s", "apply 2nd s", "kubectl dry-run s")
+        widths = (7, 8, 11, 8, 11, 17)
+        print(" ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+        for n in sizes:
+            root = Path(tmp) / f"tree-{n}"
+            make_tree(root, n)
+            project = root / "specs" / "modelops.yaml"
+            project.write_text(project.read_text().replace("ml-staging", f"bench{n}-staging"))
+            common = ["--env", "staging", "--context", "testenv", "--kubeconfig", str(plane.kubeconfig)]
+            first, _ = timed([modelops, "apply", "specs", *common], root)
+            diff, code = timed([modelops, "diff", "specs", *common], root)
+            second, _ = timed([modelops, "apply", "specs", *common], root)
+            subprocess.run([modelops, "compile", "specs"], cwd=root, check=True, capture_output=True)
+            objects = sum(1 for _ in (root / "generated" / "staging").rglob("*.yaml")) - n - 1
+            dry = "-"
+            if kubectl:
+                seconds, _ = timed(
+                    [
+                        kubectl,
+                        "--kubeconfig",
+                        str(plane.kubeconfig),
+                        "apply",
+                        "--server-side",
+                        "--dry-run=server",
+                        "--field-manager=modelops",
+                        "-k",
+                        "generated/staging",
+                    ],
+                    root,
                 )
-        finally:
-            controlplane.stop(Path(tmp) / "plane")
+                dry = f"{seconds:.2f}"
+            print(
+                f"{n:>7} {objects:>8} {first:>11.2f} {diff:>8.2f} {second:>11.2f} {dry:>17}"
+                f"{'' if code == 0 else '  (diff reported changes!)'}"
+            )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import json
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +24,8 @@ COUNTER = itertools.count()
 
 @pytest.fixture(scope="session")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.ControlPlane]:
-    state = tmp_path_factory.mktemp("controlplane")
-    started = controlplane.start(state)
-    try:
-        controlplane.install_crds(started)
+    with controlplane.running(tmp_path_factory.mktemp("controlplane")) as started:
         yield started
-    finally:
-        controlplane.stop(state)
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +107,7 @@ def test_first_apply_creates_everything_and_the_second_changes_nothing(kube: Kub
     ns = namespace(kube.root)
     first = kube("apply")
     assert first.code == 0, first.out + first.err
-    assert f"applied Namespace/{ns}" in first.out
+    assert f"staging: created Namespace/{ns}" in first.out
     deployment = live(api, "Deployment", "apps/v1", "credit-default", ns)
     assert deployment["metadata"]["labels"]["applyset.kubernetes.io/part-of"].startswith("applyset-")
     assert live(api, "PrometheusRule", "monitoring.coreos.com/v1", "credit-default", ns)["spec"]["groups"]
@@ -118,7 +115,7 @@ def test_first_apply_creates_everything_and_the_second_changes_nothing(kube: Kub
     before = versions(api, ns)
     second = kube("apply")
     assert second.code == 0
-    assert "staging: 0 applied" in second.out
+    assert "staging: 0 created, 0 updated, 0 recreated, 0 pruned" in second.out
     assert versions(api, ns) == before, "a no-op apply must not bump resourceVersions"
     diff = kube("diff")
     assert diff.code == 0, diff.out  # defaulted fields (imagePullPolicy, protocol) never show
@@ -131,11 +128,10 @@ def test_a_spec_change_shows_in_diff_then_applies(kube: Kube, api: Any) -> None:
     spec.write_text(spec.read_text().replace("replicas: {min: 1, max: 1}", "replicas: {min: 2, max: 2}"))
     diff = kube("diff")
     assert diff.code == 1
-    assert f"changed: Deployment/{ns}/loan-risk-score" in diff.out
+    assert f"update: Deployment/{ns}/loan-risk-score" in diff.out
     assert "-  replicas: 1" in diff.out and "+  replicas: 2" in diff.out
-    assert (
-        "loan-risk-score/staging: 1 changed, 1 added, 0 pruned" in diff.out
-    )  # the Deployment, and a PDB now
+    # the Deployment, and a PDB now
+    assert "loan-risk-score/staging: 1 to update, 1 to create, 0 to prune" in diff.out
     assert kube("apply").code == 0
     assert live(api, "Deployment", "apps/v1", "loan-risk-score", ns)["spec"]["replicas"] == 2
     assert kube("diff").code == 0
@@ -204,6 +200,7 @@ def test_mass_delete_guard(kube: Kube, api: Any) -> None:
     refused = kube("apply", "--prune")
     assert refused.code == 1
     assert "prune would delete" in refused.err and "--prune-allow-mass-delete" in refused.err
+    assert "nothing was applied" in refused.err
     assert live(api, "Deployment", "apps/v1", "credit-default", ns)
     assert kube("apply", "--prune", "--prune-allow-mass-delete").code == 0
     assert not api.resources.get(api_version="apps/v1", kind="Deployment").get(namespace=ns).items
@@ -251,27 +248,29 @@ def test_wait_reports_rollouts(kube: Kube, api: Any) -> None:
 def test_unreachable_api_server_is_a_clean_error(
     cli: Callable[..., Result], repo: Path, tmp_path: Path
 ) -> None:
+    kubeconfig = _kubeconfig(tmp_path, "https://127.0.0.1:9")
+    common = ["--env", "staging", "--context", "modelops-test", "--kubeconfig", kubeconfig]
+    result = cli("diff", repo / "specs", *common)
+    assert result.code == 2
+    assert "cannot reach the API server" in result.err and "Traceback" not in result.err
+    applied = cli("apply", repo / "specs", *common)
+    assert applied.code == 1, applied.err
+    assert "staging: planning failed: cannot reach the API server" in applied.err
+    assert "staging: nothing was written" in applied.err and "running apply again converges" in applied.err
+
+
+def _kubeconfig(tmp_path: Path, server: str) -> str:
+    """A kubeconfig whose context `modelops-test` points at `server`."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "gone", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "clusters": [{"name": "test", "cluster": {"server": server}}],
         "users": [{"name": "u", "user": {"token": "x"}}],
-        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "u"}}],
-        "current-context": "gone",
+        "contexts": [{"name": "modelops-test", "context": {"cluster": "test", "user": "u"}}],
+        "current-context": "modelops-test",
     }
     (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
-    result = cli(
-        "diff",
-        repo / "specs",
-        "--env",
-        "staging",
-        "--context",
-        "gone",
-        "--kubeconfig",
-        str(tmp_path / "kubeconfig"),
-    )
-    assert result.code == 2
-    assert "cannot reach the API server" in result.err and "Traceback" not in result.err
+    return str(tmp_path / "kubeconfig")
 
 
 def test_immutable_fields_are_reported_and_recreated_with_force(kube: Kube, api: Any) -> None:
@@ -299,7 +298,9 @@ def test_immutable_fields_are_reported_and_recreated_with_force(kube: Kube, api:
     assert "fields that cannot change in place changed; nothing was applied" in refused.err
     assert f"Deployment/{ns}/credit-default: " in refused.err and "field is immutable" in refused.err
     assert "Re-run with --force" in refused.err
-    assert f"recreate: Deployment/{ns}/credit-default" in kube("diff").out
+    diff = kube("diff").out
+    assert f"recreate: Deployment/{ns}/credit-default" in diff
+    assert "credit-default/staging: 0 to update, 0 to create, 0 to prune, 1 to recreate" in diff
     assert kube("apply", "--force").code == 0
     selector = live(api, "Deployment", "apps/v1", "credit-default", ns)["spec"]["selector"]["matchLabels"]
     assert selector == {
@@ -308,94 +309,23 @@ def test_immutable_fields_are_reported_and_recreated_with_force(kube: Kube, api:
     }
 
 
-def test_api_server_stopped_mid_apply_then_rerun_converges(
-    cli: Callable[..., Result], repo: Path, tmp_path: Path
-) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    state = tmp_path / "own-plane"
-    plane = controlplane.start(state)
-    try:
-        controlplane.install_crds(plane)
-        ns = namespace(repo)
-        command = [
-            sys.executable,
-            "-m",
-            "compiler",
-            "apply",
-            str(repo / "specs"),
-            "--env",
-            "staging",
-            "--context",
-            "testenv",
-            "--kubeconfig",
-            str(plane.kubeconfig),
-        ]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-        from kubernetes import config, dynamic
-
-        probe = dynamic.DynamicClient(config.new_client_from_config(str(plane.kubeconfig)))
-        namespaces = probe.resources.get(api_version="v1", kind="Namespace")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            if any(item.metadata.name == ns for item in namespaces.get().items):
-                break
-            time.sleep(0.01)
-        os.kill(int((state / "kube-apiserver.pid").read_text()), signal.SIGKILL)
-        _, err = process.communicate(timeout=120)
-        if process.returncode == 0:
-            pytest.skip("the apply finished before the API server went away; nothing to test this time")
-        assert process.returncode in (1, 2), err
-        assert "Traceback" not in err
-        assert "cannot reach the API server" in err
-        plane = controlplane.start(state)  # same etcd data, a new API server
-        rerun = cli(
-            "apply",
-            repo / "specs",
-            "--env",
-            "staging",
-            "--context",
-            "testenv",
-            "--kubeconfig",
-            str(plane.kubeconfig),
-        )
-        assert rerun.code == 0, rerun.err
-        again = cli(
-            "apply",
-            repo / "specs",
-            "--env",
-            "staging",
-            "--context",
-            "testenv",
-            "--kubeconfig",
-            str(plane.kubeconfig),
-        )
-        assert "staging: 0 applied" in again.out
-    finally:
-        controlplane.stop(state)
-
-
 def test_the_control_plane_works_from_the_command_line(tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
 
     state = tmp_path / "cli-plane"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    started = subprocess.run(
-        [sys.executable, "-m", "tests.testenv", "start", "--state", str(state)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
+
+    def testenv(action: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tests.testenv", action, "--state", str(state)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+        )
+
+    started = testenv("start")
     try:
         assert started.returncode == 0, started.stderr
         assert f"export KUBECONFIG={state / 'kubeconfig'}" in started.stdout
@@ -407,13 +337,7 @@ def test_the_control_plane_works_from_the_command_line(tmp_path: Path) -> None:
         }
         assert {"prometheusrules.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com"} <= crds
     finally:
-        stopped = subprocess.run(
-            [sys.executable, "-m", "tests.testenv", "stop", "--state", str(state)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=REPO,
-        )
+        stopped = testenv("stop")
     assert stopped.returncode == 0
     assert not (state / "kube-apiserver.pid").exists() and not (state / "etcd.pid").exists()
 
@@ -486,3 +410,90 @@ def test_argo_cd_and_flux_accept_the_generated_entry_points(
             _dry_run_create(api, broken)
         assert refused.value.status in (400, 422)  # strict decoding, schema validation
         assert words in str(refused.value.body)
+
+
+def test_apply_sends_exactly_the_objects_compile_writes() -> None:
+    """Apply takes the objects from the render stage; they are the ones generated/<env>/ lists."""
+    from compiler.compile import render_models
+    from compiler.pipeline import check
+    from compiler.reconcile.objects import rendered_objects
+    from compiler.targets.kubernetes.labels import Stamp
+
+    checked = check([REPO / "specs"])
+    assert checked.catalog is not None
+    project = checked.catalog.project
+    files = render_models(checked.models, project, Stamp(None))
+    for env in ("staging", "production"):
+        listed = yaml.safe_load(files[f"{env}/kustomization.yaml"])["resources"]
+        written = sorted(json.dumps(yaml.safe_load(files[f"{env}/{p}"]), sort_keys=True) for p in listed)
+        objects = rendered_objects(checked.models, project, Stamp(None), env)
+        assert sorted(json.dumps(d.body, sort_keys=True) for d in objects) == written
+        kinds = [d.ref.kind for d in objects]
+        assert kinds[0] == "Namespace" and kinds.index("ConfigMap") < kinds.index("Deployment")
+
+
+@contextlib.contextmanager
+def _silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers, as an API server whose etcd is gone."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def test_a_silent_api_server_times_out_and_nothing_is_written(
+    cli: Callable[..., Result], repo: Path, tmp_path: Path
+) -> None:
+    with _silent_server() as port:
+        kubeconfig = _kubeconfig(tmp_path, f"http://127.0.0.1:{port}")
+        common = ["--env", "staging", "--context", "modelops-test", "--kubeconfig", kubeconfig]
+        diff = cli("diff", repo / "specs", *common, "--request-timeout", "0.5")
+        assert diff.code == 2
+        assert "no answer from the API server within 0.5s (--request-timeout)" in diff.err
+        applied = cli("apply", repo / "specs", *common, "--request-timeout", "0.5")
+    assert applied.code == 1, applied.err
+    assert "staging: planning failed: no answer from the API server within 0.5s" in applied.err
+    assert "staging: nothing was written" in applied.err and "running apply again converges" in applied.err
+
+
+def test_the_request_timeout_must_be_positive(cli: Callable[..., Result], repo: Path) -> None:
+    result = cli("apply", repo / "specs", "--env", "staging", "--request-timeout", "0")
+    assert result.code == 2
+    assert "--request-timeout must be more than 0 seconds" in result.err
+
+
+def test_an_unexpected_error_is_called_a_bug_not_an_unreachable_server() -> None:
+    from compiler.reconcile.errors import Fault, classify
+
+    failure = classify(KeyError("metadata"), 30)
+    assert failure.fault is Fault.UNEXPECTED
+    assert "bug in modelops" in str(failure) and "cannot reach" not in str(failure)
+    refused = classify(ConnectionRefusedError(111, "Connection refused"), 30)
+    assert refused.fault is Fault.UNREACHABLE and "cannot reach the API server" in str(refused)
+
+
+def test_a_write_cut_off_is_in_doubt_and_one_never_sent_is_not_applied() -> None:
+    from compiler.reconcile.changeset import Action, Journal, Step
+    from compiler.reconcile.errors import classify
+    from compiler.reconcile.objects import ObjectRef
+
+    steps = [Step(ObjectRef("", "ConfigMap", "ns", name), Action.CREATE) for name in ("a", "b", "c")]
+    for error, in_doubt in (
+        (ConnectionResetError(104, "reset"), True),
+        (ConnectionRefusedError(111, "refused"), False),
+    ):
+        journal = Journal(list(steps))
+        journal.write(steps[0], lambda: None)
+
+        def cut_off(error: Exception = error) -> None:
+            raise error
+
+        with pytest.raises(ConnectionError) as raised:
+            journal.write(steps[1], cut_off)
+        progress = journal.progress(classify(raised.value, 30).sent)
+        assert progress.done == (steps[0],)
+        assert progress.in_flight == (steps[1] if in_doubt else None)
+        assert progress.not_done == ((steps[2],) if in_doubt else (steps[1], steps[2]))

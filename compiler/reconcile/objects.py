@@ -1,75 +1,115 @@
-"""The objects one environment wants, read from the compiled output, in apply order."""
+"""The objects one environment wants, taken from the render stage (never parsed back from files).
+
+They are the same objects compile writes to generated/<env>/ (its kustomization's resources),
+so apply sends exactly what Argo CD or Flux would sync from the tree.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
+from compiler.bundle.layout import model_documents
+from compiler.reconcile.order import apply_group
+from compiler.resolve.resolved import ResolvedModel
+from compiler.spec.project import Project
+from compiler.targets.grafana.dashboards import overview_dashboard, to_json_bytes
+from compiler.targets.grafana.objects import overview_config_map
+from compiler.targets.grafana.uids import overview_dashboard_uid
+from compiler.targets.kubernetes import namespace_object
+from compiler.targets.kubernetes.labels import Stamp
 
-from compiler.bundle.layout import KUSTOMIZATION, MANIFEST, is_object
+MODEL_LABEL = "app.kubernetes.io/name"
+NO_MODEL = "(environment)"  # the group of objects that belong to no model (the namespace)
 
-# Namespaces and CRDs first, then what workloads refer to, then workloads, then monitoring.
-STAGES: tuple[frozenset[str], ...] = (
-    frozenset({"Namespace", "CustomResourceDefinition"}),
-    frozenset({"ServiceAccount", "ConfigMap", "Secret", "Service"}),
-    frozenset({"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"}),
-    frozenset({"ServiceMonitor", "PrometheusRule"}),
-)
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One object's identity in the cluster: group, kind, namespace and name."""
+
+    group: str
+    kind: str
+    namespace: str | None
+    name: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ObjectRef:
+        api_version = str(body["apiVersion"])
+        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+        metadata = body["metadata"]
+        return cls(group, str(body["kind"]), metadata.get("namespace") or None, str(metadata["name"]))
+
+    @property
+    def group_kind(self) -> str:
+        """As the ApplySet annotations spell it: `Kind.group`, or `Kind` for the core group."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{where}{self.name}"
+
+
+def model_of(body: dict[str, Any]) -> str:
+    """The model an object belongs to, from its name label (for the per-model summary)."""
+    return str((body["metadata"].get("labels") or {}).get(MODEL_LABEL, NO_MODEL))
 
 
 @dataclass(frozen=True)
 class Desired:
+    """An object as the render stage made it."""
+
     body: dict[str, Any]
-    path: str
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef.of(self.body)
 
     @property
     def api_version(self) -> str:
         return str(self.body["apiVersion"])
 
     @property
-    def kind(self) -> str:
-        return str(self.body["kind"])
-
-    @property
-    def name(self) -> str:
-        return str(self.body["metadata"]["name"])
-
-    @property
-    def namespace(self) -> str | None:
-        namespace = self.body["metadata"].get("namespace")
-        return str(namespace) if namespace else None
-
-    @property
     def model(self) -> str:
-        return str(self.body["metadata"].get("labels", {}).get("app.kubernetes.io/name", "(environment)"))
-
-    @property
-    def ref(self) -> str:
-        where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind}/{where}{self.name}"
-
-    @property
-    def group_kind(self) -> str:
-        group = self.api_version.rsplit("/", 1)[0] if "/" in self.api_version else ""
-        return f"{self.kind}.{group}" if group else self.kind
+        return model_of(self.body)
 
 
-def stage_of(kind: str) -> int:
-    for index, kinds in enumerate(STAGES):
-        if kind in kinds:
-            return index
-    return len(STAGES) - 1
+def apply_order(objects: list[Desired]) -> list[Desired]:
+    """Sorted by APPLY_ORDER group, then by namespace, name and kind: a model's objects together."""
+
+    def key(desired: Desired) -> tuple[int, str, str, str, str]:
+        ref = desired.ref
+        return (apply_group(ref.kind), ref.namespace or "", ref.name, ref.kind, ref.group)
+
+    return sorted(objects, key=key)
 
 
-def desired_objects(files: dict[str, bytes], environment: str) -> list[Desired]:
-    """Every Kubernetes object of `environment` in the compiled files, in apply order."""
-    found: list[Desired] = []
-    for path, content in sorted(files.items()):
-        name = path.rsplit("/", 1)[-1]
-        if not path.startswith(f"{environment}/") or path == MANIFEST or name == KUSTOMIZATION:
-            continue
-        if not name.endswith(".yaml") or not is_object(name):
-            continue
-        found.append(Desired(yaml.safe_load(content), path))
-    return sorted(found, key=lambda d: (stage_of(d.kind), d.path))
+def rendered_objects(
+    models: list[ResolvedModel], project: Project, stamp: Stamp, environment: str
+) -> list[Desired]:
+    """Every Kubernetes object of `environment`, in apply order: the models' objects, the
+    namespace when the project creates it, and the overview dashboard when there are models."""
+    env = project.environment(environment)
+    if env is None:
+        return []
+    environments = tuple((e.name, e.namespace) for e in project.environments)
+    chosen = [m for m in models if m.environment == environment]
+    bodies = [
+        document
+        for model in chosen
+        for _, document, is_object in model_documents((model, stamp, environments))
+        if is_object
+    ]
+    if env.createNamespace:
+        bodies.append(namespace_object(env.namespace, project.metadata.name))
+    if chosen:
+        dashboard = overview_dashboard(environment, env.namespace, len(chosen), list(environments))
+        bodies.append(
+            overview_config_map(
+                environment,
+                env.namespace,
+                project.metadata.name,
+                to_json_bytes(dashboard).decode(),
+                overview_dashboard_uid(environment),
+            )
+        )
+    return apply_order([Desired(body) for body in bodies])

@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import yaml
 from tests.testenv import build
 
 READY_TIMEOUT = 120.0
+LEFTOVER_GRACE = 3.0  # seconds: an API server whose etcd is gone takes long to shut down cleanly
 
 
 def _free_port() -> int:
@@ -57,6 +59,12 @@ def _spawn(name: str, args: list[str], state: Path) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` still runs. A child of this process that exited is reaped here: until
+    then it is a zombie, which signal 0 takes for alive (and its port for still in use)."""
+    with contextlib.suppress(ChildProcessError):  # not our child, or reaped already
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
     try:
         os.kill(pid, 0)
     except OSError:
@@ -76,23 +84,43 @@ def _ready(server: str, token: str, ca: Path) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def running(state: Path) -> Iterator[ControlPlane]:
+    """A control plane with the Prometheus Operator CRDs installed, stopped on leaving."""
+    plane = start(state)
+    try:
+        install_crds(plane)
+        yield plane
+    finally:
+        stop(state)
+
+
 def start(state: Path) -> ControlPlane:
-    """Start etcd and kube-apiserver in the background; return when /readyz answers."""
+    """Start etcd and kube-apiserver in the background; return when /readyz answers.
+
+    On a state directory used before (a restart after a fault), the data stays: an etcd that
+    still runs is kept, a dead one starts again on its data and ports, and an API server left
+    over from before is stopped (a new one, with a new token, replaces it)."""
     state.mkdir(parents=True, exist_ok=True)
     apiserver, etcd = build.kube_apiserver(), build.etcd()
-    client, peer, secure = _free_port(), _free_port(), _free_port()
     previous = (
         json.loads((state / "controlplane.json").read_text())
         if (state / "controlplane.json").is_file()
         else {}
     )
+    _stop_one(state, "kube-apiserver", timeout=LEFTOVER_GRACE)
+    known = previous.get("etcd_port"), previous.get("etcd_peer_port")
+    ports = (int(known[0]), int(known[1])) if known[0] and known[1] else None
     etcd_pid = state / "etcd.pid"
-    if previous.get("etcd_port") and etcd_pid.is_file() and _alive(int(etcd_pid.read_text())):
-        client = int(previous["etcd_port"])  # etcd outlived its API server: keep it and its data
+    if ports and etcd_pid.is_file() and _alive(int(etcd_pid.read_text())):
+        client, peer = ports
     else:
+        _stop_one(state, "etcd", timeout=LEFTOVER_GRACE)
+        client, peer = ports if ports and (state / "etcd").is_dir() else (_free_port(), _free_port())
         _start_etcd(etcd, state, client, peer)
+    secure = _free_port()
     _start_apiserver(apiserver, state, client, secure)
-    return _await(state, secure, client)
+    return _await(state, secure, client, peer)
 
 
 def _start_etcd(etcd: Path, state: Path, client: int, peer: int) -> None:
@@ -144,7 +172,7 @@ def _start_apiserver(apiserver: Path, state: Path, client: int, secure: int) -> 
     )
 
 
-def _await(state: Path, secure: int, client: int) -> ControlPlane:
+def _await(state: Path, secure: int, client: int, peer: int) -> ControlPlane:
     token = (state / "tokens.csv").read_text().split(",", 1)[0]
     server = f"https://127.0.0.1:{secure}"
     plane = ControlPlane(state, server, token)
@@ -162,7 +190,8 @@ def _await(state: Path, secure: int, client: int) -> ControlPlane:
             )
         time.sleep(0.25)
     _write_kubeconfig(plane)
-    (state / "controlplane.json").write_text(json.dumps({"server": server, "etcd_port": client}))
+    ports = {"etcd_port": client, "etcd_peer_port": peer}
+    (state / "controlplane.json").write_text(json.dumps({"server": server, **ports}))
     return plane
 
 
@@ -180,24 +209,30 @@ def _write_kubeconfig(plane: ControlPlane) -> None:
     plane.kubeconfig.write_text(yaml.safe_dump(config))
 
 
-def stop(state: Path, timeout: float = 20) -> None:
-    """Stop kube-apiserver, then etcd; SIGTERM first, SIGKILL if they linger."""
+def stop(state: Path) -> None:
+    """Stop kube-apiserver, then etcd."""
     for name in ("kube-apiserver", "etcd"):
-        pid_file = state / f"{name}.pid"
-        if not pid_file.is_file():
-            continue
-        pid = int(pid_file.read_text())
+        _stop_one(state, name)
+
+
+def _stop_one(state: Path, name: str, timeout: float = 20) -> None:
+    """SIGTERM first, SIGKILL if it lingers; then reap it and forget its pid."""
+    pid_file = state / f"{name}.pid"
+    if not pid_file.is_file():
+        return
+    pid = int(pid_file.read_text())
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.1)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        pid_file.unlink(missing_ok=True)
+            time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
 
 
 def install_crds(plane: ControlPlane) -> None:
