@@ -15,6 +15,12 @@ from compiler.resolve.resolved import ResolvedModel
 CONFIG_KEY = "runtime.json"
 CONFIG_DIR = "/etc/modelops"
 DRIFT_WINDOW = 1000
+MAX_ROWS = 10_000
+# The runtime reads at most 4 bodies at once and parses one at a time, which can take ~5
+# bytes per body byte (a non-ASCII string); with values counted before parsing, a request's
+# peak is about 12 body limits, so a limit of 1/64 of the pod's memory keeps it under a fifth.
+MEMORY_PER_BODY_BYTE = 64
+DEFAULT_MAX_BODY_BYTES = 16 * 2**20  # what a 1 GiB pod gets; for configs that do not say
 
 
 class RuntimeFeature(BaseModel):
@@ -38,6 +44,12 @@ class RuntimeServer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     port: int
     metricsPort: int
+    maxBodyBytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        description="Largest request body; larger ones get 413 before they are read whole",
+    )
+    maxRows: int = Field(default=MAX_ROWS, ge=1, description="Most rows one inference request may hold")
 
 
 class RuntimeMetrics(BaseModel):
@@ -72,7 +84,13 @@ class RuntimeConfig(BaseModel):
     drift: RuntimeDrift | None = None
 
 
-def runtime_config_for(model: ResolvedModel) -> RuntimeConfig:
+def max_body_bytes(memory_limit_bytes: int) -> int:
+    """The body limit for a pod with this memory limit (see MEMORY_PER_BODY_BYTE)."""
+    return max(memory_limit_bytes // MEMORY_PER_BODY_BYTE, 1024)
+
+
+def runtime_config_for(model: ResolvedModel, memory_limit_bytes: int) -> RuntimeConfig:
+    """The runtime's configuration; `memory_limit_bytes` is the pod's memory limit."""
     slo = model.monitoring.slo
     threshold = slo.latency.threshold.seconds if slo is not None and slo.latency is not None else None
     psi = model.monitoring.drift.psi if model.monitoring.drift is not None else None
@@ -88,7 +106,11 @@ def runtime_config_for(model: ResolvedModel) -> RuntimeConfig:
             sha256=model.model.sha256,
             features=[RuntimeFeature(name=f.name, type=f.type) for f in model.model.features],
         ),
-        server=RuntimeServer(port=model.serving.port, metricsPort=model.serving.metricsPort),
+        server=RuntimeServer(
+            port=model.serving.port,
+            metricsPort=model.serving.metricsPort,
+            maxBodyBytes=max_body_bytes(memory_limit_bytes),
+        ),
         metrics=RuntimeMetrics(
             latencyBuckets=list(latency_buckets(threshold)),
             sloLatencyThresholdSeconds=threshold,

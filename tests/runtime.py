@@ -35,6 +35,37 @@ def runtime_config(env: str, namespace: str, model: str, root: Path = REPO) -> d
     return config
 
 
+CHUNK = 64 * 1024
+
+
+def sample(value: str, text: str, **labels: str) -> float:
+    """The value of one series in a scrape, matched on the given labels."""
+    for line in text.splitlines():
+        if line.startswith(value + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {value}{labels}")
+
+
+def read_response(client: socket.socket) -> tuple[int, Any]:
+    """Status and JSON body of one HTTP/1.1 response with a Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = client.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"the server closed the connection after {data!r}")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = client.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return int(lines[0].split()[1]), json.loads(rest[:length] or b"null")
+
+
 @dataclass
 class Runtime:
     process: subprocess.Popen[bytes]
@@ -56,6 +87,33 @@ class Runtime:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")
+
+    def post_raw(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        declared: int | None = None,
+        chunked: bool = False,
+        finish: bool = True,
+    ) -> tuple[int, Any]:
+        """POST over a bare socket, for what urllib cannot do: declare a Content-Length and send
+        less of it, or stream `body` in chunks, and read the answer without finishing the body.
+        """
+        length = declared if declared is not None else len(body)
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {length}"
+        head = f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=60) as client:
+            client.sendall(head.encode())
+            if chunked:
+                for start in range(0, len(body), CHUNK):
+                    piece = body[start : start + CHUNK]
+                    client.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
+                if finish:
+                    client.sendall(b"0\r\n\r\n")
+            else:
+                client.sendall(body)
+            return read_response(client)
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:

@@ -17,7 +17,16 @@ import pytest
 import yaml
 
 from compiler.metrics import contract
-from tests.runtime import REPO, Runtime, columns, holdout_rows, running, runtime_config, start_runtime
+from tests.runtime import (
+    REPO,
+    Runtime,
+    columns,
+    holdout_rows,
+    running,
+    runtime_config,
+    sample,
+    start_runtime,
+)
 
 CREDIT = ("production", "ml-production", "credit-default")
 LOAN = ("production", "ml-production", "loan-risk-score")
@@ -37,14 +46,6 @@ def loan(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def features(model: tuple[str, str, str]) -> list[dict[str, str]]:
     return runtime_config(*model)["model"]["features"]
-
-
-def sample(value: str, text: str, **labels: str) -> float:
-    """The value of one series in a scrape, matched on the given labels."""
-    for line in text.splitlines():
-        if line.startswith(value + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"no sample {value}{labels}")
 
 
 def test_health_and_metadata(credit: Runtime) -> None:

@@ -158,7 +158,8 @@ DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
     10.0,
 )
 PREDICTION_VALUE_BUCKETS: tuple[float, ...] = (0.0, 1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 1000.0)
-STATUS_CODES = ("200", "400", "404", "500", "503")  # pre-created so rates exist before errors do
+# Pre-created so rates exist before errors do; 499: the client left before the answer.
+STATUS_CODES = ("200", "400", "404", "413", "499", "500", "503")
 
 
 def latency_buckets(slo_threshold_seconds: float | None) -> tuple[float, ...]:

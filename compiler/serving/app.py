@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from compiler import __version__
+from compiler.serving.body import BODIES_IN_FLIGHT, BodyBudget, decode_json, max_json_values, read_body
 from compiler.serving.inference import InvalidInput, parse_request, response
 from compiler.serving.model import ServedModel
 
 log = logging.getLogger("modelops.serve")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+CLIENT_CLOSED = 499  # nginx's code for a client that left before the answer: not a server error
 
 
 def create_app(served: ServedModel) -> Starlette:
     config = served.config
     metrics = served.metrics
     name = config.model.name
+    budget = BodyBudget(BODIES_IN_FLIGHT * config.server.maxBodyBytes)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -92,13 +89,14 @@ def create_app(served: ServedModel) -> Starlette:
             if not served.ready.is_set():
                 status = 503
                 return error(503, "the model is still loading")
-            try:
-                body = json.loads(await request.body(), parse_constant=_reject_constant)
-            except (ValueError, UnicodeDecodeError) as err:
-                raise InvalidInput("json", f"the body is not valid JSON: {err}") from None
+            raw = await read_body(request, config.server.maxBodyBytes, budget)
+            body = decode_json(raw, max_json_values(config.server.maxRows, served.width))
+            del raw  # the parsed body is all that is needed from here on
             batch = parse_request(body, config, served.n_features)
             try:
                 predictions = served.predict(batch)
+            except InvalidInput:
+                raise
             except Exception:
                 log.exception("prediction failed")
                 status = 500
@@ -109,9 +107,12 @@ def create_app(served: ServedModel) -> Starlette:
             request_id = body.get("id") if isinstance(body.get("id"), str) else None
             return JSONResponse(response(config, predictions, request_id))
         except InvalidInput as invalid:
-            status = 400
+            status = invalid.status
             metrics.invalid_input(invalid.reason)
-            return error(400, str(invalid))
+            return error(invalid.status, str(invalid))
+        except ClientDisconnect:
+            status = CLIENT_CLOSED  # nobody is left to answer
+            return Response(status_code=CLIENT_CLOSED)
         finally:
             metrics.request(status, time.perf_counter() - started)
 

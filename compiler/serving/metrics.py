@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from compiler.metrics import contract
 from compiler.runtime_config import RuntimeConfig
 
-INVALID_REASONS = ("json", "schema", "type", "size")
+INVALID_REASONS = ("json", "schema", "type", "range", "size")
 _CLASSES: dict[contract.Kind, type[Counter] | type[Gauge] | type[Histogram]] = {
     contract.Kind.COUNTER: Counter,
     contract.Kind.GAUGE: Gauge,

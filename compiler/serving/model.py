@@ -11,7 +11,7 @@ from compiler.modelio.fetch import fetch, verify
 from compiler.modelio.skops_files import ArtifactError, load_model
 from compiler.runtime_config import RuntimeConfig
 from compiler.serving.drift import DriftWindow
-from compiler.serving.inference import Batch
+from compiler.serving.inference import Batch, InvalidInput
 from compiler.serving.metrics import RuntimeMetrics
 
 log = logging.getLogger("modelops.serve")
@@ -33,6 +33,11 @@ class ServedModel:
         value = getattr(self.estimator, "n_features_in_", None)
         return int(value) if value is not None else None
 
+    @property
+    def width(self) -> int:
+        """Features per row: the spec's, else the model's (1 when neither says)."""
+        return len(self.config.model.features) or self.n_features or 1
+
     def load(self) -> None:
         """Fetch, verify the pin, load with the trusted-type list, and check it fits the spec."""
         from compiler.evaluate.scoring import check_fits_spec
@@ -49,9 +54,24 @@ class ServedModel:
         log.info("ready: %s %s (sha256 %s)", model.name, model.version, digest)
 
     def predict(self, batch: Batch) -> list[Any]:
+        """The model's predictions; InvalidInput when finite inputs overflow inside the model.
+
+        Values such as 1e308 pass every input check, then overflow when scaled or cast to the
+        float32 that trees compute in: that is the client's input, not a server fault.
+        """
         import numpy as np
 
-        result = self.estimator.predict(np.asarray(batch.matrix(), dtype=float))
+        try:
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
+                result = self.estimator.predict(np.asarray(batch.matrix(), dtype=float))
+        except FloatingPointError as err:
+            raise InvalidInput(
+                "range", f"the input is out of the range the model can compute with ({err})"
+            ) from None
+        if result.dtype.kind == "f" and not np.isfinite(result).all():
+            raise InvalidInput(
+                "range", "the input is out of the range the model can compute with (its output is not finite)"
+            )
         predictions: list[Any] = result.tolist()
         return predictions
 

@@ -69,7 +69,8 @@ def service_account(model: ResolvedModel, stamp: Stamp) -> Obj:
 
 def config_map(model: ResolvedModel, stamp: Stamp) -> Obj:
     # JSON (a subset of YAML) so that the runtime reads it with the standard library alone.
-    config = to_json(runtime_config_for(model).model_dump(mode="json")).decode()
+    memory_limit = int(Quantity.parse(_resources(model)["limits"]["memory"]).value)
+    config = to_json(runtime_config_for(model, memory_limit).model_dump(mode="json")).decode()
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
