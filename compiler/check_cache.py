@@ -29,10 +29,10 @@ from compiler.spec.catalog import (
     LoadedSpec,
     check_overlay_names,
     display_path,
-    find_spec_files_resolved,
     parse_project,
     parse_spec,
     root_relative,
+    scan_spec_files,
 )
 from compiler.spec.project import Project
 from compiler.spec.yamlsource import load_bytes
@@ -200,7 +200,10 @@ def _read_specs(
     """Cache hits (same text) and the changed specs, parsed; None at the first problem."""
     hits: dict[str, CachedSpec] = {}
     changed: list[LoadedSpec] = []
-    files = find_spec_files_resolved(paths or [project_path.parent])
+    scan = scan_spec_files(paths or [project_path.parent], root)
+    if scan.problems:
+        return None  # a refused link or a skipped special file: the full check reports it
+    files = scan.files
     for path, resolved in files:
         if resolved == project_path:
             continue

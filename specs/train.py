@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from compiler.evaluate.dataset import Holdout, read_holdout  # noqa: E402
-from compiler.evaluate.scoring import check_fits_spec, score  # noqa: E402
+from compiler.evaluate.scoring import score  # noqa: E402
+from compiler.modelio.fits import check_fits_spec  # noqa: E402
 from compiler.modelio.skops_files import ArtifactError, deterministic_bytes, load_model  # noqa: E402
 
 TRAIN_ROWS, HOLDOUT_ROWS = 4000, 600

@@ -58,7 +58,7 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
     "scalar-at-root.yaml": (1, 1, "expected a mapping"),
     "sha-invalid.yaml": (12, 13, "not a sha256 digest"),
     "syntax-bad-indent.yaml": (9, 4, "YAML syntax error"),
-    "syntax-tab-indent.yaml": (4, 1, "YAML syntax error"),
+    "syntax-tab-indent.yaml": (4, 1, "tabs are not allowed for indentation"),
     "syntax-unclosed-flow.yaml": (16, 13, "YAML syntax error"),
     "syntax-unclosed-quote.yaml": (19, 1, "YAML syntax error"),
     "task-invalid.yaml": (9, 11, "input should be 'classification' or 'regression' (got 'clustering')"),

@@ -5,14 +5,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from compiler.diagnostics import Diagnostic, DiagnosticError
 from compiler.pipeline import check
 from compiler.resolve.resolver import resolve_one
-from compiler.spec.catalog import LoadedSpec, parse_spec
+from compiler.spec.catalog import LoadedSpec, parse_project, parse_spec
 from compiler.spec.yamlsource import load_bytes
 from tests.conftest import SPECS
 
@@ -67,10 +68,51 @@ def test_arbitrary_bytes(raw: bytes) -> None:
     assert_clean(run_pipeline(raw))
 
 
+HEADER = {"apiVersion": "modelops.dev/v1alpha1", "kind": "Model"}
+# Pydantic names a bad mapping key `[key]` in its error paths; a user may write that key too.
+MARKER_KEYS = [
+    {"[key]": None},
+    {**HEADER, "[key]": None},
+    {**HEADER, "metadata": {"[key]": None}},
+    {**HEADER, "metadata": {"name": "a", "team": "b", "labels": {"[key]": "x", "[key]x": "[key]"}}},
+    {**HEADER, "spec": {"evaluation": {"gates": {"[key]": {"[key]": 1}}}}},
+]
+
+
 @settings(max_examples=300, deadline=None)
 @given(trees)
+@example(MARKER_KEYS[0])
+@example(MARKER_KEYS[1])
+@example(MARKER_KEYS[2])
+@example(MARKER_KEYS[3])
+@example(MARKER_KEYS[4])
 def test_arbitrary_documents(tree: Any) -> None:
     assert_clean(run_pipeline(yaml.safe_dump(tree).encode()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(trees)
+@example({"[key]": None})
+@example({"apiVersion": "modelops.dev/v1alpha1", "kind": "Project", "metadata": {"[key]": 1}, "[key]": 2})
+def test_arbitrary_project_documents(tree: Any) -> None:
+    try:
+        document = load_bytes(yaml.safe_dump(tree).encode(), "modelops.yaml")
+    except DiagnosticError as err:
+        assert_clean(err.diagnostics)
+        return
+    project, problems = parse_project(document)
+    assert project is not None or problems
+    assert_clean(problems)
+
+
+@pytest.mark.parametrize("tree", MARKER_KEYS)
+def test_a_key_named_like_the_marker_is_an_unknown_field_at_its_own_line(tree: dict[str, Any]) -> None:
+    text = yaml.safe_dump(tree, sort_keys=False, default_flow_style=False)
+    lines = text.splitlines()
+    about_it = [d for d in run_pipeline(text.encode()) if "'[key]'" in d.message]
+    assert about_it, text
+    for d in about_it:
+        assert lines[d.line - 1][d.column - 1 :].startswith("'[key]'"), (d, text)
 
 
 def paths_of(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -145,3 +145,10 @@ def test_bad_image_references(image: str) -> None:
     """Tags are ASCII, as registries take them: a Unicode letter is refused here, not at pull time."""
     with pytest.raises(ValidationError):
         TypeAdapter(ImageRef).validate_python(image)
+
+
+def test_equal_quantities_in_other_units_compare_equal() -> None:
+    """A 1024Mi limit over a 1Gi request is the same amount, not a limit below its request."""
+    gib, mib = Quantity.parse("1Gi"), Quantity.parse("1024Mi")
+    assert gib <= mib and gib >= mib and not gib < mib and not gib > mib
+    assert Quantity.parse("500m") < Quantity.parse("1") <= Quantity.parse("1000m")

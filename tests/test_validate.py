@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import Result, spec_text
 
@@ -221,3 +222,177 @@ def test_version(cli: Callable[..., Result]) -> None:
     from compiler import __version__
 
     assert cli("version").out.strip() == f"modelops {__version__}"
+
+
+MARKER_KEYS = {
+    # where the key goes, the line it lands on, the error
+    "top": (spec_text() + "'[key]': 1\n", 26, 1, "unknown field '[key]' at the top level"),
+    "metadata": (
+        spec_text().replace("  team: risk-analytics\n", "  team: risk-analytics\n  '[key]': 1\n"),
+        6,
+        3,
+        "unknown field '[key]' in metadata",
+    ),
+    "labels": (
+        spec_text().replace("  team: risk-analytics\n", "  team: risk-analytics\n  labels: {'[key]': x}\n"),
+        6,
+        12,
+        "metadata.labels: key '[key]': '[key]' is not a Kubernetes label key",
+    ),
+    "gates": (
+        spec_text().replace("accuracy: {min: 0.8}", "'[key]': {min: 0.8}"),
+        18,
+        7,
+        "spec.evaluation.gates: key '[key]': input should be 'accuracy'",
+    ),
+}
+
+
+@pytest.mark.parametrize("where", sorted(MARKER_KEYS))
+def test_a_key_named_like_pydantics_key_marker_is_reported_at_itself(
+    cli: Callable[..., Result], project: Path, where: str
+) -> None:
+    text, line, column, message = MARKER_KEYS[where]
+    result = cli("validate", write(project, "demo.yaml", text))
+    assert result.code == 1, result.out + result.err
+    assert f"specs/demo.yaml:{line}:{column}: error: {message}" in result.out
+
+
+def test_a_key_named_like_pydantics_key_marker_in_the_project_file(
+    cli: Callable[..., Result], project: Path
+) -> None:
+    project_file = project / "specs" / "modelops.yaml"
+    project_file.write_text(project_file.read_text() + "'[key]': null\n")
+    lines = project_file.read_text().count("\n")
+    result = cli("validate", project / "specs")
+    assert result.code == 1, result.out + result.err
+    assert f"modelops.yaml:{lines}:1: error: unknown field '[key]' at the top level" in result.out
+
+
+def test_team_is_any_label_value(cli: Callable[..., Result], project: Path) -> None:
+    """The team is written as a Kubernetes label value and an alert label: any valid one will do."""
+    text = spec_text().replace("team: risk-analytics", "team: data.science_team-1")
+    write(project, "demo.yaml", text)
+    assert cli("validate", project / "specs").code == 0
+    assert cli("compile", project / "specs", "--out", project / "generated").code == 0
+    model_dir = project / "generated/production/ml-production/demo-model"
+    deployment = yaml.safe_load((model_dir / "deployment.yaml").read_text())
+    assert deployment["metadata"]["labels"]["modelops.dev/team"] == "data.science_team-1"
+    rules = yaml.safe_load((model_dir / "rules.yaml").read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
+    assert alerts and all(alert["labels"]["team"] == "data.science_team-1" for alert in alerts)
+
+
+@pytest.mark.parametrize(
+    ("team", "message"),
+    [
+        ("'data science!'", "'data science!' is not a Kubernetes label value"),
+        ("'-risk'", "did you mean 'risk'?"),
+        ("''", "string should have at least 1 character"),
+        ("t" + "e" * 63, "string should have at most 63 characters"),
+    ],
+)
+def test_team_must_be_a_label_value(
+    cli: Callable[..., Result], project: Path, team: str, message: str
+) -> None:
+    text = spec_text().replace("team: risk-analytics", f"team: {team}")
+    result = cli("validate", write(project, "demo.yaml", text))
+    assert result.code == 1
+    (row,) = [row for row in result.out.splitlines() if "demo.yaml:5:9: error: metadata.team: " in row]
+    assert message in row
+
+
+def _with(metadata_labels: str = "", alert_labels: str = "") -> str:
+    text = spec_text()
+    if metadata_labels:
+        text = text.replace(
+            "  team: risk-analytics\n", f"  team: risk-analytics\n  labels: {metadata_labels}\n"
+        )
+    if alert_labels:
+        text = text.replace("    alerts:\n", f"    alerts:\n      labels: {alert_labels}\n")
+    return text
+
+
+def _mapping(count: int, value: str = "v") -> str:
+    return "{" + ", ".join(f"l{i}: {value}" for i in range(count)) + "}"
+
+
+LABEL_BOUNDS = {
+    "metadata-count": (_with(metadata_labels=_mapping(65)), "metadata.labels: has 65 labels; at most 64"),
+    "alert-count": (
+        _with(alert_labels=_mapping(65, "x" * 300)),  # one error for the map, not one per label
+        "spec.monitoring.alerts.labels: has 65 labels; at most 64 are allowed\n1 error,",
+    ),
+    "alert-value-length": (
+        _with(alert_labels="{pager: " + "x" * 257 + "}"),
+        "spec.monitoring.alerts.labels.pager: string should have at most 256 characters",
+    ),
+    "alert-value-empty": (
+        _with(alert_labels="{pager: ''}"),
+        "spec.monitoring.alerts.labels.pager: string should have at least 1 character",
+    ),
+    "alert-name-length": (
+        _with(alert_labels="{" + "p" * 129 + ": x}"),
+        "string should have at most 128 characters",
+    ),
+    "metadata-value-length": (
+        _with(metadata_labels="{tier: " + "x" * 64 + "}"),
+        "is not a Kubernetes label value",
+    ),
+    "metadata-key-prefix": (
+        _with(metadata_labels="{" + "a" * 254 + "/tier: x}"),
+        "the prefix before '/' is 254 characters; a label key prefix (a DNS subdomain) has at most 253",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LABEL_BOUNDS))
+def test_labels_are_bounded(cli: Callable[..., Result], project: Path, case: str) -> None:
+    text, message = LABEL_BOUNDS[case]
+    result = cli("validate", write(project, "demo.yaml", text))
+    assert result.code == 1, result.out
+    assert message in result.out, result.out
+
+
+def test_labels_at_their_limits_compile(cli: Callable[..., Result], project: Path) -> None:
+    text = _with(
+        metadata_labels="{"
+        + ", ".join([f"l{i}: v" for i in range(63)] + ["a" * 253 + "/" + "b" * 63 + ": " + "c" * 63])
+        + "}",
+        alert_labels="{" + ", ".join([f"l{i}: v" for i in range(63)] + ["p" * 128 + ": " + "x" * 256]) + "}",
+    )
+    write(project, "demo.yaml", text)
+    result = cli("compile", project / "specs", "--out", project / "generated")
+    assert result.code == 0, result.out + result.err
+
+
+def _alias_bomb(value_size: int, aliases: int) -> str:
+    labels = f"      labels:\n        pager: &big {'x' * value_size}\n"
+    labels += "".join(f"        l{i}: *big\n" for i in range(aliases))
+    return spec_text().replace("    alerts:\n", "    alerts:\n" + labels)
+
+
+@pytest.mark.parametrize(("value_size", "aliases"), [(100_000, 5_000), (10_000, 1_000), (1_000, 1_000)])
+@pytest.mark.parametrize("command", ["validate", "compile"])
+def test_alias_bombs_through_alert_labels_are_refused(
+    cli: Callable[..., Result], project: Path, value_size: int, aliases: int, command: str
+) -> None:
+    """200 KB and 20 KB files that once expanded to gigabytes of rules: a clear error, quickly."""
+    import tracemalloc
+
+    path = write(project, "demo.yaml", _alias_bomb(value_size, aliases))
+    assert path.stat().st_size < 210_000
+    tracemalloc.start()
+    try:
+        out = ("--out", project / "generated") if command == "compile" else ()
+        result = cli(command, project / "specs", *out)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.code == 1, result.out + result.err
+    assert not (project / "generated").exists()
+    if value_size * aliases > 2 * 1024 * 1024:
+        assert "demo.yaml:" in result.out and "holds more than 2 MiB of keys and values" in result.out
+    else:  # small enough to expand: the label bounds refuse it
+        assert "spec.monitoring.alerts.labels: has 1001 labels; at most 64 are allowed" in result.out
+    assert peak < 64 * 1024 * 1024

@@ -6,15 +6,18 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler.diagnostics import Diagnostic
-from compiler.evaluate.dataset import read_holdout
+from compiler.diagnostics import Diagnostic, Position
+from compiler.evaluate.dataset import MAX_DATASET_BYTES, DatasetError, read_holdout
+from compiler.evaluate.project_files import read_inside
 from compiler.evaluate.record import EvaluationRecord, write_record
-from compiler.evaluate.scoring import check_fits_spec, drift_baseline, score
-from compiler.modelio.fetch import fetch, verify
+from compiler.evaluate.scoring import drift_baseline, score
+from compiler.modelio.fetch import MAX_ARTIFACT_BYTES, fetch, verify
+from compiler.modelio.fits import check_fits_spec
 from compiler.modelio.skops_files import ArtifactError, load_model
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.catalog import Catalog
 from compiler.spec.model import Gate
+from compiler.spec.yamlsource import SourceDocument
 
 
 @dataclass(frozen=True)
@@ -69,20 +72,28 @@ def evaluate_one(model: ResolvedModel, root: Path) -> EvaluationRecord:
     """Fetch, verify, load and score one model; raise ArtifactError with the reason if it cannot."""
     evaluation = model.evaluation
     assert evaluation is not None
-    artifact = fetch(model.model.uri.text, root)
-    digest = verify(artifact, model.model.sha256, model.model.uri.text)
+    uri = model.model.uri
+    artifact = (
+        read_inside(root, uri.text, "artifact", MAX_ARTIFACT_BYTES)
+        if uri.scheme == "file"
+        else fetch(uri.text, root)
+    )
+    digest = verify(artifact, model.model.sha256, uri.text)
     estimator = load_model(artifact)
     features = [f.name for f in model.model.features]
     check_fits_spec(estimator, model.model.task, features)
-    dataset_bytes = fetch(evaluation.dataset, root)
+    try:
+        dataset_bytes = read_inside(root, evaluation.dataset, "dataset", MAX_DATASET_BYTES)
+    except ArtifactError as err:
+        raise DatasetError(str(err)) from None
     holdout = read_holdout(dataset_bytes, evaluation.dataset, evaluation.target, features)
     if not features and getattr(estimator, "n_features_in_", holdout.x.shape[1]) != holdout.x.shape[1]:
         columns, expected = holdout.x.shape[1], estimator.n_features_in_
-        raise ArtifactError(f"{evaluation.dataset} has {columns} feature columns, the model takes {expected}")
+        raise DatasetError(f"{evaluation.dataset} has {columns} feature columns, the model takes {expected}")
     try:
         metrics = score(estimator, model.model.task, holdout)
     except ValueError as err:  # e.g. class labels the model has never seen
-        raise ArtifactError(f"scoring {evaluation.dataset} failed: {err}") from err
+        raise DatasetError(f"scoring {evaluation.dataset} failed: {err}") from err
     return EvaluationRecord(
         model=model.name,
         version=model.model.version.text,
@@ -116,10 +127,11 @@ def run(catalog: Catalog, models: list[ResolvedModel], *, write: bool) -> Report
                 if write:
                     write_record(catalog.root, outcome)
             else:
-                document = sources[model.source].document
                 report.problems.append(
                     Diagnostic.at(
-                        document.at(("spec", "model", "uri")), f"{model.name}: {outcome}", code="evaluate"
+                        _problem_position(sources[model.source].document, model, outcome),
+                        f"{model.name}: {outcome}",
+                        code="evaluate",
                     )
                 )
         outcome = done[key]
@@ -130,6 +142,15 @@ def run(catalog: Catalog, models: list[ResolvedModel], *, write: bool) -> Report
                 GateResult(model.name, model.environment, name, gate, outcome.metrics.get(name))
             )
     return report
+
+
+def _problem_position(document: SourceDocument, model: ResolvedModel, error: ArtifactError) -> Position:
+    """Where to point: the dataset field for a holdout problem (its environment overlay's, if
+    that sets it), else the model's uri."""
+    if not isinstance(error, DatasetError):
+        return document.at(("spec", "model", "uri"))
+    overlay = ("spec", "environments", model.environment, "evaluation", "dataset")
+    return document.positions.values.get(overlay) or document.at(("spec", "evaluation", "dataset"))
 
 
 def gate_position(catalog: Catalog, model: ResolvedModel, gate: str) -> Diagnostic:

@@ -36,7 +36,7 @@ def _name_and_version(data: bytes) -> tuple[str | None, str | None]:
 
 
 def _spec_file(model: str, specs: Path) -> Path:
-    for path in find_spec_files([specs]):
+    for path in find_spec_files([specs], specs.parent):
         if _name_and_version(path.read_bytes())[0] == model:
             return path
     raise UsageError(f"no spec in {specs} defines model {model!r}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from compiler.diagnostics import Diagnostic, DiagnosticError
+from compiler.diagnostics import Diagnostic, DiagnosticError, Severity
 from compiler.errors import UsageError
 from compiler.evaluate.record import EvaluationRecord, load_records
 from compiler.spec.errors import diagnostics_from, dotted, suggest
@@ -49,49 +51,146 @@ def display_path(path: Path) -> str:
         return os.path.relpath(absolute) if absolute.anchor == Path.cwd().anchor else str(absolute)
 
 
-def find_spec_files(paths: list[Path]) -> list[Path]:
+def _link_display(path: Path) -> str:
+    """display_path of a path without following it when it is itself a link: a message about
+    a link names the link, not where it points."""
+    return (Path(display_path(path.parent)) / path.name).as_posix()
+
+
+def _inside(resolved: Path, root: Path) -> bool:
+    return resolved == root or resolved.is_relative_to(root)
+
+
+@dataclass
+class SpecFiles:
+    """The spec files below some paths, and the entries refused or skipped on the way."""
+
+    files: list[tuple[Path, Path]]  # each as named and resolved, sorted by resolved path
+    problems: list[Diagnostic]  # links that loop, dangle or leave the project; special files
+
+
+def find_spec_files(paths: list[Path], root: Path) -> list[Path]:
     """Spec files below the given paths: directories are searched recursively, hidden ones skipped."""
-    return [path for path, _ in find_spec_files_resolved(paths)]
+    return [path for path, _ in scan_spec_files(paths, root).files]
 
 
-def find_spec_files_resolved(paths: list[Path]) -> list[tuple[Path, Path]]:
-    """find_spec_files, each path with its resolved form. A directory is resolved once and
-    its plain files joined to it: resolving every file costs a syscall per path component."""
+def scan_spec_files(paths: list[Path], root: Path) -> SpecFiles:
+    """Spec files below `paths`, each with its resolved form, that are safe to open.
+
+    The rules: a file read as a spec is a regular file inside the project `root` (the
+    directory above the one holding modelops.yaml). A symbolic link is followed only when
+    its target is inside the project; a link that loops, dangles or leads outside is an
+    error naming the link, and its target is never opened. FIFOs, sockets and devices
+    named like specs are skipped with a warning, never opened. Directory links are not
+    followed (os.walk's default). A directory is resolved once and its plain files joined
+    to it: resolving every file costs a syscall per path component.
+    """
+    root = root.resolve()
     found: list[tuple[Path, Path]] = []
+    problems: list[Diagnostic] = []
     for path in paths:
-        if not path.exists():
+        if path.is_dir():
+            resolved_directory = path.resolve()
+            if not _inside(resolved_directory, root):
+                raise UsageError(
+                    f"{path}: outside the project ({root}); modelops reads specs only inside the project"
+                )
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                directory = Path(dirpath)
+                resolved_directory = directory.resolve()
+                for name in sorted(filenames):
+                    if name.endswith(SPEC_SUFFIXES) and not name.startswith(".") and name != PROJECT_FILE:
+                        _classify(directory / name, resolved_directory / name, root, found, problems)
+        elif os.path.lexists(path):
+            _classify(path, path.parent.resolve() / path.name, root, found, problems)
+        else:
             raise UsageError(f"{path}: no such file or directory")
-        if path.is_file():
-            found.append((path, path.resolve()))
-            continue
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            directory, resolved_directory = Path(dirpath), Path(dirpath).resolve()
-            for name in sorted(filenames):
-                if name.endswith(SPEC_SUFFIXES) and not name.startswith(".") and name != PROJECT_FILE:
-                    file = directory / name
-                    resolved = file.resolve() if file.is_symlink() else resolved_directory / name
-                    found.append((file, resolved))
     unique: dict[Path, Path] = {}
     for path, resolved in found:
         unique.setdefault(resolved, path)
     pairs = [(path, resolved) for resolved, path in unique.items()]
-    return sorted(pairs, key=lambda pair: pair[1].as_posix())
+    return SpecFiles(sorted(pairs, key=lambda pair: pair[1].as_posix()), problems)
+
+
+def _classify(
+    path: Path, joined: Path, root: Path, found: list[tuple[Path, Path]], problems: list[Diagnostic]
+) -> None:
+    """Add `path` to `found` if it is safe to read as a spec, else say why to `problems`.
+    `joined` is its resolved directory joined to its name: its resolved form unless a link."""
+
+    def problem(message: str, severity: Severity = Severity.ERROR) -> None:
+        problems.append(Diagnostic(_link_display(path), 1, 1, message, severity, "spec-file"))
+
+    try:
+        info = path.lstat()
+        resolved = joined
+        if stat.S_ISLNK(info.st_mode):
+            resolved = Path(os.path.realpath(path, strict=True))
+            if not _inside(resolved, root):
+                problem(
+                    f"symbolic link to a file outside the project ({root}); modelops reads only "
+                    "files inside the project, so copy the spec in or remove the link"
+                )
+                return
+            info = resolved.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            problem("symbolic link loop (the link leads back to itself); remove it or point it at a spec")
+        elif err.errno in (errno.ENOENT, errno.ENOTDIR):
+            problem("symbolic link to a file that does not exist; remove it or point it at a spec")
+        else:
+            raise UsageError(f"{_link_display(path)}: cannot read: {err.strerror or err}") from err
+        return
+    if not _inside(resolved, root):
+        raise UsageError(
+            f"{_link_display(path)}: outside the project ({root}); modelops reads specs only "
+            "inside the project"
+        )
+    if not stat.S_ISREG(info.st_mode):
+        problem(
+            f"skipped: not a regular file ({_file_kind(info.st_mode)}); a spec is a plain YAML file",
+            Severity.WARNING,
+        )
+        return
+    found.append((path, resolved))
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a directory" if stat.S_ISDIR(mode) else "a special file"
 
 
 def find_project_file(paths: list[Path], explicit: Path | None) -> Path:
-    """The project file: --project if given, else the nearest modelops.yaml above the first path."""
+    """The project file: --project if given, else the nearest modelops.yaml above the first path.
+
+    A project file that is a link must stay inside the project its location names: its
+    errors would otherwise print the lines of whatever file it points at."""
     if explicit is not None:
         if not explicit.is_file():
             raise UsageError(f"{explicit}: project file not found")
-        return explicit
-    start = (paths[0] if paths else Path.cwd()).resolve()
-    directory = start if start.is_dir() else start.parent
+        return _checked_project_file(explicit)
+    start = paths[0] if paths else Path.cwd()
+    directory = start.resolve() if start.is_dir() else start.parent.resolve()  # a file: not followed
     for candidate_dir in (directory, *directory.parents):
         for candidate in (candidate_dir / PROJECT_FILE, candidate_dir / "specs" / PROJECT_FILE):
             if candidate.is_file():
-                return candidate
+                return _checked_project_file(candidate)
     raise UsageError(f"no {PROJECT_FILE} found in {directory} or above; create one or pass --project FILE")
+
+
+def _checked_project_file(path: Path) -> Path:
+    if path.is_symlink() and not _inside(path.resolve(), path.parent.resolve().parent):
+        raise UsageError(
+            f"{_link_display(path)}: the project file is a symbolic link to a file outside the "
+            "project; modelops reads only files inside the project"
+        )
+    return path
 
 
 def _read(path: Path) -> SourceDocument:
@@ -215,18 +314,19 @@ def load_catalog(
     Raises UsageError for input that cannot be read at all (missing paths, I/O errors).
     """
     project_file = find_project_file(paths, project_path)
-    files = find_spec_files(paths or [project_file.parent])
-    diagnostics: list[Diagnostic] = []
+    project_resolved = project_file.resolve()
+    root = project_resolved.parent.parent
+    scan = scan_spec_files(paths or [project_file.parent], root)
+    diagnostics: list[Diagnostic] = list(scan.problems)
     try:
         project_doc = _read(project_file)
     except DiagnosticError as err:
-        return None, err.diagnostics
+        return None, diagnostics + err.diagnostics
     project, problems = parse_project(project_doc)
     diagnostics.extend(problems)
-    root = project_file.resolve().parent.parent
     loaded: list[LoadedSpec] = []
-    for path in files:
-        if path.resolve() == project_file.resolve():
+    for path, resolved in scan.files:
+        if resolved == project_resolved:
             continue
         try:
             document = _read(path)
@@ -239,16 +339,12 @@ def load_catalog(
             continue
         if project is not None:
             diagnostics.extend(check_overlay_names(spec, document, project))
-        loaded.append(LoadedSpec(document, spec, relative_to_root(path, root)))
+        loaded.append(LoadedSpec(document, spec, root_relative(resolved, root)))
     if project is None:
         return None, diagnostics
-    catalog = Catalog(root, project_file.resolve(), project, project_doc, loaded, len(files))
+    catalog = Catalog(root, project_resolved, project, project_doc, loaded, len(scan.files))
     catalog.evaluations = load_records(root)
     return catalog, diagnostics
-
-
-def relative_to_root(path: Path, root: Path) -> str:
-    return root_relative(path.resolve(), root)
 
 
 def root_relative(resolved: Path, root: Path) -> str:

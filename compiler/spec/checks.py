@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.spec.model import (
     BOUNDED_0_1,
@@ -9,9 +11,12 @@ from compiler.spec.model import (
     LOWER_IS_BETTER,
     REGRESSION_GATES,
     ModelSpec,
+    Slo,
 )
-from compiler.spec.types import Duration
+from compiler.spec.types import Duration, Percentage
 from compiler.spec.yamlsource import PathKey, PositionMap
+from compiler.targets.prometheus.slo import Severity as AlertSeverity
+from compiler.targets.prometheus.slo import can_fire, lowest_objective_that_fires
 
 RESERVED_ALERT_LABELS = frozenset(
     {"severity", "team", "model", "namespace", "environment", "slo", "feature", "alertname"}
@@ -100,6 +105,8 @@ def check_model(spec: ModelSpec, positions: PositionMap, file: str) -> list[Diag
                 f"SLO window {window} must be between {SHORTEST_SLO_WINDOW} and {LONGEST_SLO_WINDOW} "
                 "(the slowest burn-rate alert looks back 3d)",
             )
+        else:
+            _check_alerts_can_fire(monitoring.slo, out)
     if monitoring.drift is not None and monitoring.drift.psi is not None:
         psi = monitoring.drift.psi
         if psi.warning >= psi.critical:
@@ -113,6 +120,29 @@ def check_model(spec: ModelSpec, positions: PositionMap, file: str) -> list[Diag
                 "drift monitoring needs spec.model.features: PSI is computed per feature",
             )
     return out.found
+
+
+def _check_alerts_can_fire(slo: Slo, out: _Collector) -> None:
+    """Warn about a burn-rate alert that no outage can trigger: with a loose objective over a
+    long window, burning its share of the budget in the alert's window needs more requests to
+    fail than there are (the alert is still written, and its test shows it stays quiet)."""
+    targets: list[tuple[str, PathKey, Percentage]] = []
+    if slo.availability is not None:
+        targets.append(("availability", ("availability",), slo.availability))
+    if slo.latency is not None:
+        targets.append(("latency", ("latency", "target"), slo.latency.target))
+    for name, path, target in targets:
+        severities: tuple[AlertSeverity, ...] = ("page", "ticket")
+        silent = [s for s in severities if not can_fire(s, slo.window, target.budget)]
+        if silent:
+            # rounded up to a hundredth of a percent, so the suggestion really lets it fire
+            needed = math.ceil(max(lowest_objective_that_fires(s, slo.window) for s in silent) * 10_000)
+            out.warning(
+                ("spec", "monitoring", "slo", *path),
+                f"{name} objective {target}% over {slo.window}: its {' and '.join(silent)} burn-rate "
+                f"alert can never fire, since even every request failing stays below its threshold; "
+                f"an objective of {needed / 100:g}% or more (or a shorter window) lets it fire",
+            )
 
 
 def _check_gates(spec: ModelSpec, out: _Collector) -> None:
@@ -140,6 +170,8 @@ def _check_gates(spec: ModelSpec, out: _Collector) -> None:
                     out.error(path, f"gate {name!r} is a fraction between 0 and 1, got {bound}")
         if name in LOWER_IS_BETTER and gate.max is not None and gate.max < 0:
             out.error(path, f"gate {name!r} cannot be negative, got max {gate.max}")
+        if name == "r2" and gate.min is not None and gate.min > 1:
+            out.error(path, f"gate 'r2' is at most 1 (a perfect fit), so min {gate.min} can never pass")
     features = {f.name for f in spec.spec.model.features}
     if evaluation.target in features:
         out.error(

@@ -64,8 +64,8 @@ def _unwrap(tp: Any) -> Any:
             return tp
 
 
-def fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:
-    """The field names accepted by the mapping found at `loc` below `model`, if it is a model."""
+def _type_at(model: type[BaseModel], loc: Sequence[str | int]) -> Any:
+    """The declared type of the value found at `loc` below `model`, or None if unknown."""
     tp: Any = model
     for part in loc:
         tp = _unwrap(tp)
@@ -80,10 +80,27 @@ def fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | N
             tp = typing.get_args(tp)[0]
         else:
             return None
-    tp = _unwrap(tp)
+    return _unwrap(tp)
+
+
+def fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:
+    """The field names accepted by the mapping found at `loc` below `model`, if it is a model."""
+    tp = _type_at(model, loc)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return [f.alias or n for n, f in tp.model_fields.items()]
     return None
+
+
+# Pydantic appends this to the path of a mapping key that failed validation. A user may
+# write a key with the same text, so it is a marker only where the path's parent is a dict.
+_KEY_MARKER = "[key]"
+
+
+def _is_key_error(model: type[BaseModel], loc: tuple[str | int, ...], kind: str) -> bool:
+    """Whether pydantic reports a bad mapping key (not a value under a key named '[key]')."""
+    if len(loc) < 2 or loc[-1] != _KEY_MARKER or kind in ("extra_forbidden", "missing"):
+        return False
+    return typing.get_origin(_type_at(model, loc[:-2])) is dict
 
 
 _TYPE_WORDS = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "a mapping"}
@@ -108,8 +125,8 @@ def diagnostics_from(
         loc: tuple[str | int, ...] = tuple(err["loc"])
         kind = err["type"]
         where = prefix + loc
-        if "[key]" in loc:
-            key_path = prefix + loc[: loc.index("[key]")]
+        if _is_key_error(model, loc, kind):
+            key_path = prefix + loc[:-1]
             position = positions.key(key_path)
             message = f"{_at(key_path[:-1])}key {key_path[-1]!r}: {_explain(err)}"
         elif kind == "extra_forbidden":
@@ -152,10 +169,16 @@ PATTERN_WORDS = {
 }
 
 
-def _dns_hint(value: Any, pattern: str) -> str:
-    if pattern != DNS_LABEL_PATTERN or not isinstance(value, str):
+def _fix_hint(value: Any, pattern: str) -> str:
+    """The closest valid DNS label or label value to what was written, as a suggestion."""
+    if not isinstance(value, str):
         return ""
-    fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
+    if pattern == DNS_LABEL_PATTERN:
+        fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
+    elif pattern == LABEL_VALUE_PATTERN:
+        fixed = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)[:63].strip("-_.")
+    else:
+        return ""
     return f"; did you mean {fixed!r}?" if fixed and fixed != value else ""
 
 
@@ -168,7 +191,7 @@ def _explain(err: Any) -> str:
     pattern = err.get("ctx", {}).get("pattern")
     value = err.get("input")
     if err["type"] == "string_pattern_mismatch" and pattern in PATTERN_WORDS:
-        return f"{value!r} is not {PATTERN_WORDS[pattern]}" + _dns_hint(value, pattern)
+        return f"{value!r} is not {PATTERN_WORDS[pattern]}" + _fix_hint(value, pattern)
     text = _lower_first(err["msg"]) + _literal_hint(err) + _quote_hint(err)
     if err["type"].endswith("_type") and err["type"] != "string_type":
         text += f" (got {_described(value)})"

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from compiler.spec.types import (
+    AlertLabels,
     ArtifactUri,
-    DnsLabel,
+    DatasetPath,
     Duration,
     FeatureName,
     ImageRef,
-    LabelKey,
-    LabelValue,
+    MetadataLabels,
     ModelName,
     Percentage,
-    PrometheusLabelName,
     Quantity,
     SemVer,
     Sha256,
+    TeamName,
 )
 
 API_VERSION = "modelops.dev/v1alpha1"
@@ -49,11 +49,11 @@ class SpecModel(BaseModel):
 
 class Metadata(SpecModel):
     name: ModelName = Field(description="DNS-1123 label of at most 40 characters")
-    team: DnsLabel = Field(description="Owning team; used for labels and alert routing")
-    description: str | None = None
-    labels: dict[LabelKey, LabelValue] = Field(
-        default_factory=dict, description="Copied onto every generated object"
+    team: TeamName = Field(
+        description="Owning team, a Kubernetes label value; used for labels and alert routing"
     )
+    description: str | None = None
+    labels: MetadataLabels = Field(default_factory=dict, description="Copied onto every generated object")
 
 
 class Feature(SpecModel):
@@ -95,8 +95,8 @@ class ModelArtifact(SpecModel):
 
 
 class Gate(SpecModel):
-    min: float | None = None
-    max: float | None = None
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
 
     def describe(self) -> str:
         """The bound as people read it: `>= 0.8`, `<= 60`, or both."""
@@ -126,7 +126,7 @@ class Gate(SpecModel):
 
 
 class Evaluation(SpecModel):
-    dataset: str = Field(min_length=1, description="Repo-relative CSV holdout set")
+    dataset: DatasetPath = Field(description="Repo-relative CSV holdout set")
     target: str = Field(min_length=1, description="Name of the label column")
     gates: dict[GateName, Gate] = Field(default_factory=dict)
 
@@ -172,9 +172,16 @@ class Slo(SpecModel):
     latency: Latency | None = None
 
 
+# The runtime's PSI stays below 2 ln(1 / EMPTY_BIN_SHARE), about 18.4 (all the mass moved to a
+# bin that was empty); beyond 10 the distributions barely overlap, so a higher threshold is a typo.
+PSI_MAX = 10.0
+
+
 class Psi(SpecModel):
-    warning: float = Field(gt=0)
-    critical: float = Field(gt=0)
+    warning: FiniteFloat = Field(gt=0, le=PSI_MAX, description="PSI that raises a warning, such as 0.1")
+    critical: FiniteFloat = Field(
+        gt=0, le=PSI_MAX, description="PSI that raises a critical alert, such as 0.25"
+    )
 
 
 class Drift(SpecModel):
@@ -182,8 +189,8 @@ class Drift(SpecModel):
 
 
 class Alerts(SpecModel):
-    runbook: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
-    labels: dict[PrometheusLabelName, str] = Field(
+    runbook: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2048)] | None = None
+    labels: AlertLabels = Field(
         default_factory=dict, description="Added to every alert, e.g. for Alertmanager routing"
     )
     invalidInputRatio: float = Field(

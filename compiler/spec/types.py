@@ -6,13 +6,21 @@ parsed value that checks and renderers compute with.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import total_ordering
 from typing import Annotated, Any, ClassVar
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -28,11 +36,54 @@ LABEL_KEY_PATTERN = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
-LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN, max_length=317)]
+LABEL_PREFIX_MAX = 253
+
+
+def _short_label_prefix(key: str) -> str:
+    prefix, slash, _ = key.rpartition("/")
+    if slash and len(prefix) > LABEL_PREFIX_MAX:
+        raise PydanticCustomError(
+            "label_key_prefix",
+            "the prefix before '/' is {length} characters; a label key prefix (a DNS subdomain) "
+            "has at most 253",
+            {"length": len(prefix)},
+        )
+    return key
+
+
+LabelKey = Annotated[
+    str,
+    StringConstraints(pattern=LABEL_KEY_PATTERN, max_length=LABEL_PREFIX_MAX + 1 + 63),
+    AfterValidator(_short_label_prefix),
+]
 LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN)]
+# The owning team is written into Kubernetes labels, so it is any non-empty label value.
+TeamName = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, min_length=1, max_length=63)]
 PROMETHEUS_LABEL_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
-PrometheusLabelName = Annotated[str, StringConstraints(pattern=PROMETHEUS_LABEL_PATTERN)]
+PrometheusLabelName = Annotated[str, StringConstraints(pattern=PROMETHEUS_LABEL_PATTERN, max_length=128)]
+# Alert label values are free text to Prometheus, but each one is copied into every alert
+# rule and its test of every environment: keep them to what routing needs.
+ALERT_LABEL_VALUE_MAX = 256
+AlertLabelValue = Annotated[str, StringConstraints(min_length=1, max_length=ALERT_LABEL_VALUE_MAX)]
+# Per map: metadata.labels, spec.monitoring.alerts.labels.
+MAX_LABELS = 64
+
+
+def _few_labels(value: Any) -> Any:
+    """Refuse too many labels before their entries are checked: one error, not one per label."""
+    if isinstance(value, dict) and len(value) > MAX_LABELS:
+        raise PydanticCustomError(
+            "too_many_labels",
+            "has {count} labels; at most {limit} are allowed",
+            {"count": len(value), "limit": MAX_LABELS},
+        )
+    return value
+
+
+_FEW_LABELS = (BeforeValidator(_few_labels), Field(json_schema_extra={"maxProperties": MAX_LABELS}))
+MetadataLabels = Annotated[dict[LabelKey, LabelValue], *_FEW_LABELS]
+AlertLabels = Annotated[dict[PrometheusLabelName, AlertLabelValue], *_FEW_LABELS]
 FeatureName = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", min_length=1, max_length=128)
 ]
@@ -80,10 +131,15 @@ _DURATION_UNITS_MS = {
     "y": 365 * 86_400_000,
 }
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_DURATION_FULL = re.compile(r"^((\d+)(ms|s|m|h|d|w|y))+$")
+_DURATION_ANY_ORDER = re.compile(r"^((\d+)(ms|s|m|h|d|w|y))+$")
+# Prometheus' own grammar (model.ParseDuration): units from largest to smallest, each at most
+# once. Rules and tests write the text as given, so `30m1h` would not load in Prometheus.
+# At most 18 digits a unit: longer numbers overflow Prometheus (and are no one's duration).
+_DURATION_FULL = re.compile(
+    r"^(?=\d)(\d{1,18}y)?(\d{1,18}w)?(\d{1,18}d)?(\d{1,18}h)?(\d{1,18}m)?(\d{1,18}s)?(\d{1,18}ms)?$"
+)
 
 
-@total_ordering
 @dataclass(frozen=True)
 class Duration(_ParsedString):
     """A Prometheus-style duration: `250ms`, `5m`, `28d`, `1h30m`."""
@@ -98,6 +154,13 @@ class Duration(_ParsedString):
     def parse(cls, value: Any) -> Duration:
         if isinstance(value, Duration):
             return value
+        if isinstance(value, str) and _DURATION_ANY_ORDER.match(value) and not _DURATION_FULL.match(value):
+            raise PydanticCustomError(
+                "duration_order",
+                "duration {value}: write each unit once, from largest to smallest (y, w, d, h, m, "
+                "s, ms), with at most 18 digits, as Prometheus reads durations: 1h30m, not 30m1h",
+                {"value": repr(value)},
+            )
         if not isinstance(value, str) or not _DURATION_FULL.match(value):
             raise PydanticCustomError(
                 "duration",
@@ -124,10 +187,27 @@ class Duration(_ParsedString):
     def seconds(self) -> float:
         return self.milliseconds / 1000
 
+    # Ordered by length, each operator spelled out: total_ordering would derive <= from the
+    # dataclass ==, which compares the text too, and so find 57w1d neither < nor == 400d.
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Duration):
             return NotImplemented
         return self.milliseconds < other.milliseconds
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Duration):
+            return NotImplemented
+        return self.milliseconds <= other.milliseconds
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Duration):
+            return NotImplemented
+        return self.milliseconds > other.milliseconds
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Duration):
+            return NotImplemented
+        return self.milliseconds >= other.milliseconds
 
 
 _QUANTITY = re.compile(
@@ -148,7 +228,6 @@ _DECIMAL = {
 }
 
 
-@total_ordering
 @dataclass(frozen=True)
 class Quantity(_ParsedString):
     """A Kubernetes resource quantity: `250m`, `1.5`, `512Mi`, `1G`."""
@@ -196,15 +275,38 @@ class Quantity(_ParsedString):
             )
         return cls(text, amount)
 
+    # Each operator spelled out, as for Duration: total_ordering would derive <= from the
+    # dataclass ==, which compares the text too, and so find 1Gi neither < nor == 1024Mi.
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Quantity):
             return NotImplemented
         return self.value < other.value
 
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Quantity):
+            return NotImplemented
+        return self.value <= other.value
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Quantity):
+            return NotImplemented
+        return self.value > other.value
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Quantity):
+            return NotImplemented
+        return self.value >= other.value
+
+
+# The tightest SLO objective: nine nines. Above it the error ratios an SLI must tell apart
+# (a tenth of the budget and less) near 1e-10 drown in float64 rounding of `1 - good/total`.
+MAX_PERCENTAGE = Decimal("99.9999999")
+
 
 @dataclass(frozen=True)
 class Percentage:
-    """A percentage strictly between 0 and 100, written as a number (`99.9`) or `99.9%`."""
+    """A percentage strictly between 0 and 100 (at most 99.9999999), written as a number
+    (`99.9`) or `99.9%`."""
 
     value: float
 
@@ -212,21 +314,37 @@ class Percentage:
     def parse(cls, value: Any) -> Percentage:
         if isinstance(value, Percentage):
             return value
-        number: float | None = None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            number = float(value)
+        exact: Decimal | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            exact = Decimal(value)
+        elif isinstance(value, float) and math.isfinite(value):
+            exact = Decimal(repr(value))  # the shortest text of the float: what the author wrote
         elif isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?%?", value.strip()):
-            number = float(value.strip().rstrip("%"))
-        if number is None:
+            exact = Decimal(value.strip().rstrip("%"))
+        if exact is None:
             raise PydanticCustomError(
                 "percentage", "expected a percentage such as 99.9, got {value}", {"value": repr(value)}
             )
-        if not 0 < number < 100:
+        if not 0 < exact < 100:
             raise PydanticCustomError(
                 "percentage_range",
                 "percentage must be greater than 0 and less than 100 (100% leaves no error "
                 "budget), got {value}",
-                {"value": f"{number:g}"},
+                {"value": decimal_text(exact)},
+            )
+        if exact > MAX_PERCENTAGE:
+            raise PydanticCustomError(
+                "percentage_precision",
+                "percentage {value} is above the limit of {limit} (nine nines): Prometheus computes "
+                "SLIs in float64, which cannot tell apart error ratios that small; use at most {limit}",
+                {"value": decimal_text(exact), "limit": decimal_text(MAX_PERCENTAGE)},
+            )
+        number = float(exact)
+        if number == 0:
+            raise PydanticCustomError(
+                "percentage_range",
+                "percentage {value} is too small to be a number",
+                {"value": decimal_text(exact)},
             )
         return cls(number)
 
@@ -245,19 +363,36 @@ class Percentage:
     ) -> JsonSchemaValue:
         return {
             "oneOf": [
-                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": float(MAX_PERCENTAGE)},
                 {"type": "string", "pattern": r"^\d+(\.\d+)?%$"},
             ],
-            "description": "A percentage strictly between 0 and 100",
+            "description": f"A percentage greater than 0, at most {MAX_PERCENTAGE}",
         }
+
+    @property
+    def exact(self) -> Decimal:
+        """The percentage as written, in decimal: no binary noise in what is derived from it."""
+        return Decimal(repr(self.value))
 
     @property
     def ratio(self) -> float:
         """The percentage as a fraction: 99.9 -> 0.999."""
-        return self.value / 100
+        return float(self.exact / 100)
+
+    @property
+    def budget(self) -> float:
+        """What is left to fail, as a fraction: 99.9 -> 0.001 (from the decimal: 1 - 0.999 in
+        float64 is 0.0010000000000000009, and loses every digit for tight objectives)."""
+        return float((100 - self.exact) / 100)
 
     def __str__(self) -> str:
-        return f"{self.value:g}"
+        return decimal_text(self.exact)
+
+
+def decimal_text(number: Decimal) -> str:
+    """A decimal as people write it: 70, 99.9, 1E-300 (never 1E+2, or 100 for 99.9999999)."""
+    text = format(number.normalize(), "f")
+    return text if len(text) <= 24 else format(number.normalize(), "E")
 
 
 _SEMVER = re.compile(
@@ -312,6 +447,49 @@ class SemVer(_ParsedString):
 
 _URI = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)$")
 ARTIFACT_SCHEMES = ("s3", "gs", "https", "pvc")
+# A PersistentVolumeClaim name is a DNS-1123 subdomain.
+_PVC_CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_PVC_CLAIM_MAX = 253
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+PATH_MAX_LENGTH = 4096  # Linux PATH_MAX
+
+
+def _check_path_text(value: str, what: str) -> None:
+    """Refuse what no file name in a repository needs and what the OS chokes on."""
+    if _CONTROL.search(value):
+        raise PydanticCustomError(
+            "uri_path", "{what} {value} contains a control character", {"what": what, "value": repr(value)}
+        )
+    if len(value) > PATH_MAX_LENGTH:
+        raise PydanticCustomError(
+            "uri_path",
+            "{what} is {length} characters long, over the limit of {limit}",
+            {"what": what, "length": len(value), "limit": PATH_MAX_LENGTH},
+        )
+
+
+def _check_pvc(value: str, rest: str) -> None:
+    """pvc://<claim>/<path>: the runtime mounts the claim at /mnt/pvc/<claim>, so the claim
+    must be a claim name and the path must stay inside it."""
+    claim, _, path = rest.partition("/")
+    if not _PVC_CLAIM.match(claim) or len(claim) > _PVC_CLAIM_MAX:
+        raise PydanticCustomError(
+            "uri_pvc",
+            "pvc URI {value}: {claim} is not a PersistentVolumeClaim name (a DNS-1123 subdomain: "
+            "lowercase letters, digits, '-' and '.'); write pvc://<claim>/<path to the artifact>",
+            {"value": repr(value), "claim": repr(claim)},
+        )
+    segments = path.split("/")
+    if not path.strip("/"):
+        raise PydanticCustomError(
+            "uri_pvc",
+            "pvc URI {value} names no file in the claim; write pvc://<claim>/<path to the artifact>",
+            {"value": repr(value)},
+        )
+    if ".." in segments:
+        raise PydanticCustomError(
+            "uri_pvc", "pvc URI {value} must not leave the claim ('..')", {"value": repr(value)}
+        )
 
 
 @dataclass(frozen=True)
@@ -321,8 +499,10 @@ class ArtifactUri(_ParsedString):
     text: str
     scheme: str  # "file" for a repo-relative path
 
-    json_pattern: ClassVar[str] = r"^((s3|gs|https|pvc)://.+|[^/:][^:]*)$"
-    json_description: ClassVar[str] = "A repo-relative path, or an s3://, gs://, https:// or pvc:// URI"
+    json_pattern: ClassVar[str] = r"^((s3|gs|https)://.+|pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/.+|[^/:][^:]*)$"
+    json_description: ClassVar[str] = (
+        "A repo-relative path, or an s3://, gs://, https:// or pvc://<claim>/<path> URI"
+    )
 
     @classmethod
     def parse(cls, value: Any) -> ArtifactUri:
@@ -332,6 +512,7 @@ class ArtifactUri(_ParsedString):
             raise PydanticCustomError(
                 "uri", "expected an artifact path or URI, got {value}", {"value": repr(value)}
             )
+        _check_path_text(value, "artifact path")
         match = _URI.match(value)
         if match:
             scheme = match["scheme"]
@@ -342,6 +523,8 @@ class ArtifactUri(_ParsedString):
                     "s3://, gs://, https://, pvc://",
                     {"scheme": repr(scheme)},
                 )
+            if scheme == "pvc":
+                _check_pvc(value, match["rest"])
             return cls(value, scheme)
         if value.startswith("/") or ":" in value:
             raise PydanticCustomError(
@@ -357,6 +540,57 @@ class ArtifactUri(_ParsedString):
                 {"value": repr(value)},
             )
         return cls(value, "file")
+
+
+def _check_dataset_path(value: str) -> str:
+    """A holdout set is a file committed inside the project: evaluation records pin its
+    sha256, so a URL (whose content changes under the pin) or a path outside is refused."""
+    _check_path_text(value, "dataset path")
+    if _URI.match(value):
+        raise PydanticCustomError(
+            "dataset_path",
+            "dataset {value} is a URI; the holdout set must be a file committed in the "
+            "repository, such as data/<model>/holdout.csv",
+            {"value": repr(value)},
+        )
+    if value.startswith("/") or ":" in value or "\\" in value:
+        raise PydanticCustomError(
+            "dataset_path",
+            "dataset {value} must be a path relative to the repository root, such as "
+            "data/<model>/holdout.csv (no leading '/', no drive letters, no backslashes)",
+            {"value": repr(value)},
+        )
+    segments = value.split("/")
+    if ".." in segments:
+        raise PydanticCustomError(
+            "dataset_path", "dataset {value} must not leave the repository ('..')", {"value": repr(value)}
+        )
+    if any(s.startswith(".") and s != "." for s in segments):
+        raise PydanticCustomError(
+            "dataset_path",
+            "dataset {value} is in a hidden file or directory (a name starting with '.'), where "
+            "Git and tools keep their own files; keep holdout sets in a plain directory such as data/",
+            {"value": repr(value)},
+        )
+    if not value.strip("/."):
+        raise PydanticCustomError("dataset_path", "dataset {value} names no file", {"value": repr(value)})
+    return value
+
+
+DatasetPath = Annotated[
+    str,
+    StringConstraints(min_length=1),
+    AfterValidator(_check_dataset_path),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": PATH_MAX_LENGTH,
+            "pattern": r"^(?!/)[^:\\]+$",
+            "description": "Repo-relative path of the CSV holdout set (no URI, no '..', no hidden directory)",
+        }
+    ),
+]
 
 
 # Container image references: [registry[:port]/]path[:tag][@digest]. ASCII classes, as the
