@@ -69,6 +69,19 @@ def test_every_alert_has_firing_and_quiet_tests() -> None:
             )
 
 
+def test_every_eval_time_and_for_is_a_step_of_the_evaluation_interval() -> None:
+    """promtool evaluates rules once per step; a `for` or eval time between steps would be
+    checked late, so the coarse step (it makes the tests five times faster) must divide them."""
+    for model_dir in MODEL_DIRS:
+        tests = yaml.safe_load((model_dir / "rules.test.yaml").read_text())
+        step = Duration.parse(tests["evaluation_interval"]).milliseconds
+        times = [case["alert_rule_test"][0]["eval_time"] for case in tests["tests"]]
+        times += [
+            a["for"] for a in _alerts(yaml.safe_load((model_dir / "rules.yaml").read_text())) if "for" in a
+        ]
+        assert all(Duration.parse(t).milliseconds % step == 0 for t in times), (model_dir, step, times)
+
+
 MUTATIONS = [
     ("ModelAvailabilityBudgetBurnFast", "(13.44 * 0.001)", "(26.88 * 0.001)"),
     ("ModelLatencyBudgetBurnSlow", "(0.9333 * 0.01)", "(9.333 * 0.01)"),

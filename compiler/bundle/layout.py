@@ -29,6 +29,7 @@ from compiler.targets.grafana.uids import model_dashboard_uid, overview_dashboar
 from compiler.targets.kubernetes import namespace_object, render_model
 from compiler.targets.kubernetes.labels import Stamp
 from compiler.targets.prometheus.objects import prometheus_rule
+from compiler.targets.prometheus.promql import go_template_literal
 from compiler.targets.prometheus.rules import alerts_of, rule_file, rule_groups
 from compiler.targets.prometheus.unittests import unit_tests
 
@@ -223,11 +224,17 @@ def _overview(
 
 
 def _application_set(project: Project, environment: str) -> dict[str, Any]:
-    """One Argo CD Application per model directory: fast, isolated syncs."""
+    """One Argo CD Application per model directory: fast, isolated syncs.
+
+    With goTemplate, Argo CD renders every string of `template` as a Go template: the project's
+    text goes in as a literal (validation already refuses braces in those fields; this holds
+    whatever a field may one day accept). The generator's fields are not templates.
+    """
     gitops: GitOps = project.gitops
-    base = gitops.path.strip("/")
+    base = gitops.path
     depth = len(base.split("/")) if base else 0
     namespace_segment = f"{{{{ index .path.segments {depth + 1} }}}}"
+    literal = go_template_literal
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "ApplicationSet",
@@ -252,12 +259,12 @@ def _application_set(project: Project, environment: str) -> dict[str, Any]:
                 }
             ],
             "template": {
-                "metadata": {"name": f"{environment}-{{{{ .path.basename }}}}"},
+                "metadata": {"name": f"{literal(environment)}-{{{{ .path.basename }}}}"},
                 "spec": {
-                    "project": gitops.argocdProject,
+                    "project": literal(gitops.argocdProject),
                     "source": {
-                        "repoURL": gitops.repoURL,
-                        "targetRevision": gitops.revision,
+                        "repoURL": literal(gitops.repoURL),
+                        "targetRevision": literal(gitops.revision),
                         "path": "{{ .path.path }}",
                     },
                     "destination": {
@@ -276,7 +283,7 @@ def _application_set(project: Project, environment: str) -> dict[str, Any]:
 
 def _flux_kustomization(project: Project, environment: str) -> dict[str, Any]:
     gitops = project.gitops
-    base = gitops.path.strip("/")
+    base = gitops.path
     return {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",

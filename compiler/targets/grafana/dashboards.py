@@ -222,7 +222,7 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
             labels = f'model={string_literal(name)},namespace="${NAMESPACE_VARIABLE}",slo="{slo.name}"'
             board = board.with_panel(
                 _stat(
-                    f"{slo.name.capitalize()} over {period} (objective {number(slo.objective * 100)}%)",
+                    f"{slo.name.capitalize()} over {period} (objective {slo.target}%)",
                     f"1 - {contract.SLO_PERIOD_ERROR_RATIO}{{{labels}}}",
                     "percentunit",
                     grid,

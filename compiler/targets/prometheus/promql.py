@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
+
+from compiler.spec.types import decimal_text
 
 
 def string_literal(value: str) -> str:
@@ -34,5 +37,17 @@ def go_template_literal(text: str) -> str:
 
 
 def number(value: float) -> str:
-    """A float as PromQL reads it, without binary noise (0.0010000000000000009 -> 0.001)."""
-    return format(round(value, 10), ".10g")
+    """A float as PromQL reads it back, exactly, and without binary noise where it has none.
+
+    15 significant digits when they read back as the same float (every decimal of up to 15
+    digits does, so values as people write them print as written: 0.001, 1e-09, 13.44), else
+    the shortest text that does: a threshold in a rule is always the spec's value, never a
+    neighbour (0.9999999999999999 must not become 1). Display values are computed in decimal.
+    """
+    text = format(value, ".15g")
+    return text if float(text) == value else repr(value)
+
+
+def percent(ratio: float) -> str:
+    """A ratio as a percentage for people, computed in decimal: 0.07 -> 7 (not 7.000000000000001)."""
+    return decimal_text(Decimal(repr(ratio)) * 100)

@@ -12,9 +12,9 @@ from typing import Any, Literal
 from compiler.metrics import contract
 from compiler.metrics.contract import le_label, sli_error_ratio
 from compiler.resolve.resolved import ResolvedModel
-from compiler.spec.types import Duration
+from compiler.spec.types import Duration, Percentage
 from compiler.targets.prometheus import alert_text
-from compiler.targets.prometheus.promql import go_template_literal, number, selector
+from compiler.targets.prometheus.promql import go_template_literal, number, percent, selector
 from compiler.targets.prometheus.slo import SLI_WINDOWS, WindowPair, pairs
 
 SloName = Literal["availability", "latency"]
@@ -63,20 +63,26 @@ class RuleGroup:
 @dataclass(frozen=True)
 class Slo:
     name: SloName
-    objective: float  # as a ratio, 0.999
+    target: Percentage
+
+    @property
+    def objective(self) -> float:
+        """As a ratio, 0.999."""
+        return self.target.ratio
 
     @property
     def budget(self) -> float:
-        return round(1 - self.objective, 10)
+        """The error budget as a ratio, 0.001 (exact, not 1 - 0.999 in floating point)."""
+        return self.target.budget
 
 
 def slos(model: ResolvedModel) -> list[Slo]:
     slo = model.monitoring.slo
     found: list[Slo] = []
     if slo is not None and slo.availability is not None:
-        found.append(Slo("availability", slo.availability.ratio))
+        found.append(Slo("availability", slo.availability))
     if slo is not None and slo.latency is not None:
-        found.append(Slo("latency", slo.latency.target.ratio))
+        found.append(Slo("latency", slo.latency.target))
     return found
 
 
@@ -200,7 +206,7 @@ def _slo_alerts(model: ResolvedModel, slo: Slo, period: Duration) -> list[AlertR
                     kind,
                     slo=slo.name,
                     pages=described,
-                    objective=number(slo.objective * 100),
+                    objective=str(slo.target),
                     period=period.text,
                     meaning=meaning,
                 ),
@@ -245,7 +251,7 @@ def _quality_alerts(model: ResolvedModel) -> list[AlertRule]:
             expr=f"sum(rate({invalid}[10m]))\n/\nsum(rate({requests}[10m]))\n> {number(ratio)}",
             for_="10m",
             labels=alert_labels(model, "warning"),
-            annotations=_annotations(model, "invalid-input", threshold=number(ratio * 100)),
+            annotations=_annotations(model, "invalid-input", threshold=percent(ratio)),
             kind="invalid-input",
             params={"threshold": ratio},
         )
@@ -273,9 +279,7 @@ def _quality_alerts(model: ResolvedModel) -> list[AlertRule]:
                 ),
                 for_="15m",
                 labels=alert_labels(model, "warning"),
-                annotations=_annotations(
-                    model, "prediction-collapse", threshold=number(COLLAPSE_SHARE * 100)
-                ),
+                annotations=_annotations(model, "prediction-collapse", threshold=percent(COLLAPSE_SHARE)),
                 kind="prediction-collapse",
             )
         )

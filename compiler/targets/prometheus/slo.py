@@ -44,3 +44,20 @@ SLI_WINDOWS: tuple[Duration, ...] = tuple(
 
 def pairs(severity: Severity) -> tuple[WindowPair, ...]:
     return tuple(pair for pair in WINDOW_PAIRS if pair.severity == severity)
+
+
+def burn_threshold(factor: float, budget: float) -> float:
+    """The error ratio a window pair fires above: the rule's `(factor * budget)`, as Prometheus
+    computes it (the rule prints both exactly); at 1 or more the pair cannot fire, since at most
+    every request fails."""
+    return factor * budget
+
+
+def can_fire(severity: Severity, period: Duration, budget: float) -> bool:
+    """Whether some window pair of `severity` fires when enough requests fail."""
+    return any(burn_threshold(pair.factor(period), budget) < 1 for pair in pairs(severity))
+
+
+def lowest_objective_that_fires(severity: Severity, period: Duration) -> float:
+    """The objective (a ratio) above which an alert of `severity` can fire over `period`."""
+    return 1 - 1 / max(pair.factor(period) for pair in pairs(severity))

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from compiler.metrics import contract
 from compiler.metrics.contract import le_label
 from compiler.resolve.resolved import ResolvedModel
-from compiler.targets.prometheus.promql import matchers, number
+from compiler.spec.types import decimal_text
+from compiler.targets.prometheus.promql import matchers, number, percent
 from compiler.targets.prometheus.rules import AlertRule, RuleGroup, alerts_of, record_labels, scope
+from compiler.targets.prometheus.slo import burn_threshold
 
 RATE_PER_MINUTE = 100.0
+# promtool evaluates every rule at each step up to a case's time, and that is most of its
+# run time. Every eval time (30m, 60m, 420m) and every `for` (10m, 15m, 30m) is a multiple
+# of 5m, so a coarser step proves the same and runs five times faster; the series keep 1m.
+EVALUATION_INTERVAL = "5m"
 Case = dict[str, Any]
 
 
@@ -69,10 +76,15 @@ def _labels(model: ResolvedModel, **extra: str) -> dict[str, str]:
     return {**scope(model), "version": model.model.version.text, **extra}
 
 
-def _slo_series(model: ResolvedModel, slo: str, segments: list[tuple[int, float]]) -> list[dict[str, str]]:
-    """Traffic of RATE_PER_MINUTE requests, with the given share of bad ones per segment."""
-    good = [(n, RATE_PER_MINUTE * (1 - e)) for n, e in segments]
-    bad = [(n, RATE_PER_MINUTE * e) for n, e in segments]
+def _slo_series(model: ResolvedModel, slo: str, segments: list[tuple[int, Decimal]]) -> list[dict[str, str]]:
+    """Traffic of RATE_PER_MINUTE requests, with the given share of bad ones per segment.
+
+    Shares are decimals so that good + bad is exactly the rate, whatever the share: a tight
+    objective's share of 1e-10 must not vanish into the good requests' rounding.
+    """
+    rate = Decimal(RATE_PER_MINUTE)
+    good = [(n, float(rate - rate * e)) for n, e in segments]
+    bad = [(n, float(rate * e)) for n, e in segments]
     total = [(n, RATE_PER_MINUTE) for n, _ in segments]
     if slo == "availability":
         return [
@@ -88,47 +100,54 @@ def _slo_series(model: ResolvedModel, slo: str, segments: list[tuple[int, float]
     ]
 
 
+def _share(share: Decimal) -> str:
+    """A share of requests as a percentage, for a test's name."""
+    return decimal_text(share * 100)
+
+
 def _slo_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
     slo, budget = alert.params["slo"], alert.params["budget"]
-    pair_thresholds = [factor * budget for _, _, factor in alert.params["pairs"]]
-    lowest = min(pair_thresholds)
+    factors = [factor for _, _, factor in alert.params["pairs"]]
+    # Decide with the floats Prometheus compares; build the shares in decimal from the rule's text.
+    lowest_factor = min(factors, key=lambda f: burn_threshold(f, budget))
+    lowest = Decimal(number(lowest_factor)) * Decimal(number(budget))
     labels = record_labels(model, slo)
     # A constant share of bad requests gives every window the same ratio, so one hour of
     # input decides the case (longer windows only see less of it); it keeps promtool quick.
     minutes = 60
     cases: list[Case] = []
-    if lowest < 0.95:
-        burning = min(1.0, 1.25 * lowest)
+    if burn_threshold(lowest_factor, budget) < 1:
+        # Every request failing gives a ratio of exactly 1, above any threshold below 1.
+        burning = min(Decimal(1), Decimal("1.25") * lowest)
         cases.append(
             _case(
-                f"{alert.alert}: {number(burning * 100)}% bad requests burn the budget",
+                f"{alert.alert}: {_share(burning)}% bad requests burn the budget",
                 _slo_series(model, slo, [(minutes + 1, burning)]),
                 alert,
                 minutes,
                 _expected(alert, labels),
             )
         )
-    quiet = 0.8 * lowest
-    cases.append(
-        _case(
-            f"{alert.alert}: {number(quiet * 100)}% bad requests stay within the budget",
-            _slo_series(model, slo, [(minutes + 1, quiet)]),
-            alert,
-            minutes,
-            [],
-        )
-    )
-    fastest = max(pair_thresholds)
-    if alert.kind == "slo-fast" and 1.25 * fastest < 1:
+        quiet = Decimal("0.8") * lowest
+        quiet_name = f"{alert.alert}: {_share(quiet)}% bad requests stay within the budget"
+    else:
+        # The objective leaves so much budget that even failing every request cannot reach
+        # the threshold (validate warns): the alert must stay quiet through a total outage.
+        quiet = Decimal(1)
+        quiet_name = f"{alert.alert}: every request fails, still under this objective's burn threshold"
+    cases.append(_case(quiet_name, _slo_series(model, slo, [(minutes + 1, quiet)]), alert, minutes, []))
+    fastest_factor = max(factors)
+    fastest = Decimal(number(fastest_factor)) * Decimal(number(budget))
+    if alert.kind == "slo-fast" and Decimal("1.25") * fastest < 1:
         # A burst as long as the fastest pair's long window (1h) after a clean 6h: the slower
         # page pair sees it diluted below its factor (0.02/0.05 x 1.25 = half of it), so only
         # the fastest pair can fire. A wrong factor or window on that pair fails this case.
-        burst = 1.25 * fastest
+        burst = Decimal("1.25") * fastest
         clean, hour = 360, 60
         cases.append(
             _case(
-                f"{alert.alert}: a one-hour burst of {number(burst * 100)}% bad requests",
-                _slo_series(model, slo, [(clean, 0.0), (hour + 1, burst)]),
+                f"{alert.alert}: a one-hour burst of {_share(burst)}% bad requests",
+                _slo_series(model, slo, [(clean, Decimal(0)), (hour + 1, burst)]),
                 alert,
                 clean + hour,
                 _expected(alert, labels),
@@ -142,11 +161,14 @@ def _drift_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
     psi = drift.psi if drift is not None else None
     assert psi is not None, "drift alerts exist only when drift.psi is set"
     feature = alert.params["features"][0]
-    between = (psi.warning + psi.critical) / 2
+    warning, critical = psi.warning, psi.critical
+    between = (warning + critical) / 2
     if alert.kind == "drift-warning":
-        firing, quiet = between, psi.warning / 2
+        # Two thresholds a float apart have no value between them: above critical still fires.
+        firing = between if between > warning else critical * 1.5
+        quiet = warning / 2
     else:
-        firing, quiet = psi.critical * 1.5, between
+        firing, quiet = critical * 1.5, between
     metric = contract.FEATURE_DRIFT.name
 
     def gauge(value: float) -> list[dict[str, str]]:
@@ -177,16 +199,18 @@ def _invalid_input_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
             ),
         ]
 
-    firing = min(0.99, threshold * 2)
+    # Invalid requests are counted beside the 200s, so a share of 1 (as many invalid as
+    # valid) gives a ratio of exactly 1, above any threshold, which is below 1.
+    firing = min(1.0, threshold * 2)
     return [
         _case(
-            f"{alert.alert}: {number(firing * 100)}% invalid",
+            f"{alert.alert}: {percent(firing)}% invalid",
             traffic(firing),
             alert,
             30,
             _expected(alert, {}),
         ),
-        _case(f"{alert.alert}: {number(threshold * 50)}% invalid", traffic(threshold / 2), alert, 30, []),
+        _case(f"{alert.alert}: {percent(threshold / 2)}% invalid", traffic(threshold / 2), alert, 30, []),
     ]
 
 
@@ -275,4 +299,4 @@ def unit_tests(
 ) -> dict[str, Any]:
     """A promtool test file covering every alert in `groups`, firing and quiet."""
     tests = [case for alert in alerts_of(groups) for case in SCENARIOS[alert.kind](model, alert)]
-    return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
+    return {"rule_files": [rule_file], "evaluation_interval": EVALUATION_INTERVAL, "tests": tests}
