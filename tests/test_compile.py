@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import errno
+import resource
 import signal
 import subprocess
 import sys
@@ -14,7 +14,7 @@ import git
 import pytest
 import yaml
 
-from compiler.bundle.writer import read_tree
+from compiler.bundle.writer import TXN, read_tree
 from tests.conftest import REPO, SPECS, Result, spec_text
 
 
@@ -158,33 +158,27 @@ def test_single_environment_compile_keeps_the_others(cli: Callable[..., Result],
     assert compile_into(cli, project, "--check").code == 0
 
 
-def test_full_disk_leaves_the_old_tree_whole(
-    cli: Callable[..., Result], project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert compile_into(cli, project).code == 0
+def _small_files_only() -> None:
+    """In the child: the kernel refuses to grow any file past 4 KiB (EFBIG, as a full disk would
+    refuse with ENOSPC), and the signal it sends for that is ignored."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+
+def test_full_disk_leaves_the_old_tree_whole(project: Path) -> None:
+    """A write that fails half-way through staging leaves the old tree whole and no staging."""
+    command = [sys.executable, "-m", "compiler", "compile", str(project / "specs"), "--full"]
+    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
     before = read_tree(project / "generated")
     spec = project / "specs" / "credit-default.yaml"
     spec.write_text(spec.read_text().replace("version: 1.4.0", "version: 1.5.0"))
-    written = 0
-    real_write = Path.write_bytes
-
-    def fill_up(self: Path, data: bytes) -> int:
-        nonlocal written
-        written += 1
-        if written > 10:
-            raise OSError(errno.ENOSPC, "No space left on device", str(self))
-        return real_write(self, data)
-
-    monkeypatch.setattr(Path, "write_bytes", fill_up)
-    monkeypatch.setenv("MODELOPS_DEBUG", "")
-    result = compile_into(cli, project)
-    monkeypatch.undo()
-    assert result.code == 2
-    assert (
-        "cannot write" in result.err and "No space left on device; the previous tree was left" in result.err
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=REPO, preexec_fn=_small_files_only, check=False
     )
+    assert result.returncode == 2, result.stderr
+    assert "cannot write" in result.stderr and "File too large; the previous tree was left" in result.stderr
     assert read_tree(project / "generated") == before
-    assert not list(project.glob(".generated.*")), "the half-written tree is cleaned up"
+    assert not (project / "generated" / TXN).exists(), "the half-written staging area is cleaned up"
 
 
 def test_kill_9_mid_write_is_finished_by_the_next_compile(project: Path) -> None:
@@ -199,7 +193,7 @@ def test_kill_9_mid_write_is_finished_by_the_next_compile(project: Path) -> None
         spec = project / "specs" / f"bulk-{i:03d}.yaml"
         spec.write_text(spec.read_text().replace("version: 1.0.0", "version: 2.0.0"))
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    txn = project / ".generated.txn"
+    txn = project / "generated" / TXN
     deadline = time.monotonic() + 60
     while not txn.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -213,7 +207,7 @@ def test_kill_9_mid_write_is_finished_by_the_next_compile(project: Path) -> None
     assert after == old or committed or new_versions == {True}
     # the next compile replays or discards whatever the killed one left, and converges
     subprocess.run(command, check=True, capture_output=True, cwd=REPO)
-    assert not list(project.glob(".generated.*"))
+    assert not txn.exists()
     check = subprocess.run([*command, "--check"], capture_output=True, cwd=REPO)
     assert check.returncode == 0
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from compiler.bundle.layout import MANIFEST, _kustomization, manifest_json
 from compiler.bundle.serialize import to_yaml
-from compiler.bundle.writer import read_tree, stage
+from compiler.bundle.writer import TXN, digest, locked, read_tree, stage
 from compiler.check_cache import CACHE_DIR
 from tests.conftest import Result, spec_text
 
@@ -168,7 +168,9 @@ def test_a_committed_journal_is_replayed_by_the_next_compile(
     writes = {p: c for p, c in new.items() if old.get(p) != c}
     removes = [p for p in old if p not in new]
     assert writes
-    txn = stage(out, writes, removes)
+    with locked(out) as tree:
+        stage(tree, writes, removes, {p: digest(c) for p, c in old.items()})
+    txn = out / TXN
     assert (txn / "journal.json").is_file()
     assert read_tree(out) == old  # staged, not applied
     check = compile_into(cli, project, "generated", "--check")
@@ -184,17 +186,17 @@ def test_an_uncommitted_transaction_is_discarded(cli: Callable[..., Result], pro
     out = project / "generated"
     assert compile_into(cli, project).code == 0
     old = read_tree(out)
-    staged = project / ".generated.txn" / "files"
+    staged = out / TXN / "files"
     staged.mkdir(parents=True)
     (staged / "0").write_text("half written")
     assert compile_into(cli, project).code == 0
-    assert not (project / ".generated.txn").exists()
+    assert not (out / TXN).exists()
     assert read_tree(out) == old
 
 
 def test_a_journal_cannot_write_outside_the_tree(cli: Callable[..., Result], project: Path) -> None:
     assert compile_into(cli, project).code == 0
-    txn = project / ".generated.txn"
+    txn = project / "generated" / TXN
     (txn / "files").mkdir(parents=True)
     (txn / "files" / "0").write_text("owned")
     (txn / "journal.json").write_text(json.dumps({"writes": [["../specs/evil.yaml", "0"]], "removes": []}))
@@ -284,7 +286,7 @@ def test_a_damaged_manifest_falls_back_to_reading_the_tree(cli: Callable[..., Re
 
 def test_a_damaged_journal_is_a_clear_error(cli: Callable[..., Result], project: Path) -> None:
     assert compile_into(cli, project).code == 0
-    txn = project / ".generated.txn"
+    txn = project / "generated" / TXN
     txn.mkdir()
     (txn / "journal.json").write_text('{"writes": [["a"]]')
     result = compile_into(cli, project)

@@ -2,30 +2,47 @@
 
 Only files whose bytes change are touched, so recompiling one model among thousands writes a
 handful of files rather than re-linking the whole tree. The update is a redo log: new files
-are first written beside the tree (in .<out>.txn/), then a journal naming every write and
-removal is committed with one rename, and only then are files renamed into place. A compile
-that fails before the commit (bad input, a full disk, Ctrl-C) leaves the tree as it was; one
-killed after it leaves the journal, which the next compile replays before it reads anything,
-so the tree ends wholly new. Only a directory that modelops wrote (it carries our manifest)
-is ever changed, so a wrong --out cannot wipe someone else's files.
+are first written into a staging area inside the tree (.modelops-txn/, never listed), then a
+journal naming every write and removal is committed with one rename, and only then are files
+renamed into place. A compile that fails before the commit (bad input, a full disk, Ctrl-C)
+leaves the tree as it was; one killed after it leaves the journal, which the next compile
+replays before it reads anything, so the tree ends wholly new.
+
+What modelops may touch, and how:
+- `out` itself may be a symbolic link (to another filesystem, say): it is resolved once. The
+  staging area is inside the resolved directory, so renames never cross filesystems.
+- Nothing inside `out` is ever followed: every directory is opened relative to its parent with
+  O_NOFOLLOW, so a link, a FIFO or a device met on the way stops the compile with an error
+  naming it instead of sending a write (or a read) somewhere else.
+- Only a directory that modelops wrote (it carries our manifest) is changed, and in it only the
+  files the manifest lists: a file modelops did not write is never removed or overwritten.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+import stat
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.bundle.layout import MANIFEST
 from compiler.errors import UsageError
 
+TXN = ".modelops-txn"  # the staging area, inside the output directory
 JOURNAL = "journal.json"
+STAGED = "files"
+MAX_DEPTH = 16  # modelops writes 4 levels (env/namespace/model/file); deeper is not its tree
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass
@@ -39,21 +56,250 @@ class TreeChanges:
         return bool(self.added or self.changed or self.removed)
 
 
+@dataclass(frozen=True)
+class Output:
+    """An output directory, open and locked: `path` as the user named it (for messages) and
+    `fd` the directory it resolved to, which every write is relative to."""
+
+    path: Path
+    fd: int
+
+
+def resolved(out: Path) -> Path:
+    """The directory `out` names, its own link (if it is one) followed once."""
+    return Path(os.path.realpath(out))
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
+def _refusal(out: Path, relative: str, mode: int) -> UsageError:
+    """Why modelops will not use `relative`: a link or special file, or something in the way."""
+    where = out / relative
+    if stat.S_ISLNK(mode):
+        return UsageError(
+            f"{where} is a symbolic link: modelops never follows a link inside its output "
+            "(only --out itself may be one); replace it with a real directory or file, or remove it"
+        )
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        return UsageError(
+            f"{where} is {_kind(mode)}: an output directory holds only directories and regular "
+            "files; remove it"
+        )
+    return in_the_way(out, relative, _kind(mode))
+
+
+def in_the_way(out: Path, relative: str, kind: str = "a file") -> UsageError:
+    return UsageError(
+        f"{out / relative} is in the way: modelops needs that path, and {kind} that modelops did "
+        f"not write (it is not in {MANIFEST}) is there; move it away and compile again"
+    )
+
+
+def refuse_in_the_way(out: Path, wanted: Mapping[str, str], foreign: Mapping[str, str]) -> None:
+    """What a compile would refuse, found from listings (path -> sha256): a foreign file with
+    other bytes where a wanted file goes, or where a wanted file needs a directory (or the
+    reverse). A foreign file with the wanted bytes is simply adopted."""
+    if not foreign:
+        return
+    foreign_dirs = {path.rsplit("/", i)[0] for path in foreign for i in range(1, path.count("/") + 1)}
+    for path, sha in sorted(wanted.items()):
+        if path in foreign_dirs:
+            raise in_the_way(out, path, "a directory")
+        if foreign.get(path, sha) != sha:
+            raise in_the_way(out, path)
+        parents = (path.rsplit("/", i)[0] for i in range(1, path.count("/") + 1))
+        for parent in parents:
+            if parent in foreign:
+                raise in_the_way(out, parent)
+
+
+def check_target(out: Path, project: Path, spec_dirs: Iterable[Path]) -> None:
+    """Refuse, before anything is read or written, an --out that cannot be a tree of its own:
+    the filesystem root, a file, a path whose parent is missing, a directory that holds the
+    project, its specs or the home directory, or one inside the specs."""
+    target = resolved(out)
+    if target == Path(target.anchor):
+        raise UsageError(f"--out {out} is the filesystem root; give modelops a directory of its own")
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{out} exists and is not a directory")
+    if not target.parent.is_dir():
+        raise UsageError(f"--out {out}: its parent directory {target.parent} does not exist; create it first")
+    protected = [("the project", project)]
+    protected += [("the specs directory", directory) for directory in spec_dirs]
+    with contextlib.suppress(RuntimeError):  # no home directory to protect
+        protected.append(("your home directory", Path("~").expanduser()))
+    for name, directory in protected:
+        held = resolved(directory)
+        if target == held or target in held.parents:
+            where = "is" if target == held else "holds"
+            raise UsageError(
+                f"--out {out} {where} {name} ({held}); give modelops a directory of its own, "
+                f"such as {resolved(project) / 'generated'}"
+            )
+        if name == "the specs directory" and held in target.parents:
+            raise UsageError(
+                f"--out {out} is inside the specs directory {held}, where what compile writes "
+                "would be read as specs; choose a directory outside it"
+            )
+
+
+# --- opening and reading without following links --------------------------------------------
+
+
+def _lstat(dir_fd: int, name: str) -> int | None:
+    try:
+        return os.lstat(name, dir_fd=dir_fd).st_mode
+    except FileNotFoundError:
+        return None
+
+
+def _open_dir(parent: int, name: str, out: Path, relative: str, *, create: bool = False) -> int | None:
+    """The directory `name` below `parent`, never through a link; None when it is missing
+    (unless `create`)."""
+    try:
+        return os.open(name, _DIR, dir_fd=parent)
+    except FileNotFoundError:
+        if not create:
+            return None
+        with contextlib.suppress(FileExistsError):  # raced: the open below says what is there
+            os.mkdir(name, dir_fd=parent)
+        return _open_dir(parent, name, out, relative)
+    except OSError as err:
+        if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        mode = _lstat(parent, name)
+        raise _refusal(out, relative, mode if mode is not None else stat.S_IFREG) from None
+
+
+@contextlib.contextmanager
+def _directories(root: int, out: Path, directory: str, *, create: bool) -> Iterator[list[int] | None]:
+    """Open every directory of the relative path `directory` in turn (root first, then each
+    level), never following a link; None when one is missing and not created."""
+    with contextlib.ExitStack() as stack:
+        fds = [root]
+        relative = ""
+        for part in directory.split("/") if directory else []:
+            relative = f"{relative}/{part}" if relative else part
+            fd = _open_dir(fds[-1], part, out, relative, create=create)
+            if fd is None:
+                yield None
+                return
+            stack.callback(os.close, fd)
+            fds.append(fd)
+        yield fds
+
+
+def _read_file(dir_fd: int, name: str, out: Path, relative: str) -> bytes:
+    """A regular file's bytes; a link, FIFO or device is refused, never opened or followed."""
+    mode = _lstat(dir_fd, name)
+    if mode is None:
+        raise FileNotFoundError(errno.ENOENT, "No such file", str(out / relative))
+    if not stat.S_ISREG(mode):
+        raise _refusal(out, relative, mode)
+    with os.fdopen(os.open(name, _READ, dir_fd=dir_fd), "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):  # swapped since the lstat
+            raise _refusal(out, relative, os.fstat(file.fileno()).st_mode)
+        return file.read()
+
+
+def _names(dir_fd: int) -> set[str]:
+    with os.scandir(dir_fd) as entries:
+        return {entry.name for entry in entries}
+
+
+def _create(dir_fd: int, name: str, content: bytes) -> None:
+    """A new file (never an existing one, never through a link)."""
+    with os.fdopen(os.open(name, _CREATE, 0o666, dir_fd=dir_fd), "wb") as file:
+        file.write(content)
+
+
+def _open_root(out: Path) -> int | None:
+    """The output directory, its own link followed once; None when it does not exist."""
+    try:
+        return os.open(resolved(out), _DIR)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        raise UsageError(f"{out} exists and is not a directory") from None
+
+
 def read_tree(root: Path) -> dict[str, bytes]:
-    """Every regular file below root, by relative POSIX path."""
+    """Every regular file below root, by relative POSIX path (the staging area excepted).
+    A link, FIFO, socket or device anywhere below root is refused, not followed."""
     files: dict[str, bytes] = {}
-    if not root.is_dir():
-        return files
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in filenames:
-            path = Path(dirpath) / name
-            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    fd = _open_root(root)
+    if fd is not None:
+        try:
+            _read_directory(fd, "", root, files)
+        finally:
+            os.close(fd)
     return files
+
+
+def _read_directory(fd: int, prefix: str, root: Path, files: dict[str, bytes]) -> None:
+    if prefix.count("/") > MAX_DEPTH:
+        raise UsageError(f"{root / prefix} is nested too deep for an output of modelops")
+    with os.scandir(fd) as scan:
+        entries = sorted(scan, key=lambda e: e.name)
+    for entry in entries:
+        relative = prefix + entry.name
+        if relative == TXN:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            sub = _open_dir(fd, entry.name, root, relative)
+            if sub is not None:
+                try:
+                    _read_directory(sub, relative + "/", root, files)
+                finally:
+                    os.close(sub)
+        elif entry.is_file(follow_symlinks=False):
+            files[relative] = _read_file(fd, entry.name, root, relative)
+        else:
+            raise _refusal(root, relative, entry.stat(follow_symlinks=False).st_mode)
+
+
+def read_manifest(out: Path) -> bytes | None:
+    """The manifest's bytes, None when there is none (a link or FIFO in its place is refused)."""
+    fd = _open_root(out)
+    if fd is None:
+        return None
+    try:
+        return _read_file(fd, MANIFEST, out, MANIFEST)
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def digest(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
+
+
+def split_owned(files: Mapping[str, bytes]) -> tuple[dict[str, str], dict[str, str], bool]:
+    """A tree read from disk as (files modelops wrote, foreign files), both path -> sha256 with
+    the manifest left out, and whether the manifest is damaged. Ownership is the manifest's
+    list; when there is none to read (a merge conflict) every file counts as modelops'."""
+    listed: object = None
+    with contextlib.suppress(KeyError, ValueError, AttributeError):
+        listed = json.loads(files[MANIFEST]).get("files")
+    ours = listed if isinstance(listed, dict) else None
+    owned: dict[str, str] = {}
+    foreign: dict[str, str] = {}
+    for path, content in files.items():
+        if path != MANIFEST:
+            (owned if ours is None or path in ours else foreign)[path] = digest(content)
+    return owned, foreign, ours is None and MANIFEST in files
 
 
 def compare_listings(wanted: Mapping[str, str], existing: Mapping[str, str]) -> TreeChanges:
@@ -65,140 +311,296 @@ def compare_listings(wanted: Mapping[str, str], existing: Mapping[str, str]) -> 
     )
 
 
-def _transaction_dir(out: Path) -> Path:
-    return out.with_name(f".{out.name}.txn")
+# --- the transaction ---------------------------------------------------------------------
+
+
+def _legacy_transaction(out: Path) -> Path | None:
+    """Where earlier versions staged: beside the tree, so on another device when --out is a
+    link to one (the rename then failed, and every later compile with it)."""
+    out = out.absolute()
+    return out.with_name(f".{out.name}.txn") if out.name else None
 
 
 def interrupted(out: Path) -> bool:
     """Whether a compile committed an update of `out` and was stopped before finishing it."""
-    return (_transaction_dir(out.absolute()) / JOURNAL).is_file()
+    legacy = _legacy_transaction(out)
+    journals = [resolved(out) / TXN / JOURNAL, *([legacy / JOURNAL] if legacy else [])]
+    return any(os.path.lexists(path) for path in journals)
 
 
 @contextlib.contextmanager
-def locked(out: Path) -> Iterator[None]:
-    """One compile at a time per output directory; a journal left by a killed one is replayed
-    first. (The lock is on the parent directory, so no lock file litters.)"""
-    out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out.parent, os.O_RDONLY)
+def locked(out: Path) -> Iterator[Output]:
+    """Open (creating it if need be) and lock the output directory: one compile at a time per
+    directory, and a journal left by a killed one is replayed first."""
+    target = resolved(out)
+    try:
+        target.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        raise UsageError(f"cannot create {out}: its parent directory does not exist") from None
+    except FileExistsError:
+        raise UsageError(f"{out} exists and is not a directory") from None
+    fd = _open_root(out)
+    if fd is None:
+        raise UsageError(f"{out} was removed while modelops was opening it")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UsageError(f"another modelops compile is writing {out}; try again when it ends") from None
-        replay_pending(out)
-        yield
+        output = Output(out, fd)
+        try:
+            _finish_legacy(output)
+            _finish(output, fd, out / TXN, TXN)
+        except OSError as err:
+            raise UsageError(
+                f"cannot finish the interrupted update of {out} ({err.strerror or err}); fix the "
+                "cause and run modelops compile again"
+            ) from err
+        yield output
     finally:
         os.close(fd)
 
 
-def ensure_ours(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+def ensure_ours(out: Output) -> None:
+    names = _names(out.fd)
+    if names - {TXN} and MANIFEST not in names:
         raise UsageError(
-            f"refusing to replace {out}: it is not empty and was not written by modelops "
+            f"refusing to replace {out.path}: it is not empty and was not written by modelops "
             f"(no {MANIFEST}); choose another --out or empty it first"
         )
 
 
-def _inside(out: Path, relative: str) -> Path:
-    parts = relative.split("/")
-    if not relative or relative.startswith("/") or ".." in parts or "" in parts:
+def _inside(out: Path, relative: object) -> str:
+    parts = relative.split("/") if isinstance(relative, str) else []
+    if not parts or len(parts) > MAX_DEPTH or parts[0] == TXN or {"", ".", ".."} & set(parts):
         raise UsageError(f"refusing a journal entry outside {out}: {relative!r}")
-    return out.joinpath(*parts)
+    return "/".join(parts)
 
 
-def stage(out: Path, writes: Mapping[str, bytes], removes: list[str]) -> Path:
-    """Write the new files beside the tree and commit the journal; the tree is not touched yet."""
-    txn = _transaction_dir(out)
-    shutil.rmtree(txn, ignore_errors=True)
-    staged = txn / "files"
+def _by_directory(paths: Iterable[str]) -> Iterator[tuple[str, list[str]]]:
+    """Paths grouped by their directory, so each directory is opened once (in the order the
+    directories first come)."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        directory, _, name = path.rpartition("/")
+        groups.setdefault(directory, []).append(name)
+    yield from groups.items()
+
+
+def _check_targets(
+    out: Output, writes: Mapping[str, bytes], removes: list[str], existing: Mapping[str, str]
+) -> None:
+    """Before the commit, refuse a write or removal that would go through a link, over a
+    special file, or over a file modelops did not write (unless it has the same bytes)."""
+    for directory, names in _by_directory([*writes, *removes]):
+        with _directories(out.fd, out.path, directory, create=False) as fds:
+            if fds is None:
+                continue  # created by the update: nothing in it yet
+            for name in names:
+                relative = f"{directory}/{name}" if directory else name
+                mode = _lstat(fds[-1], name)
+                if mode is None:
+                    continue
+                if not stat.S_ISREG(mode):
+                    raise _refusal(out.path, relative, mode)
+                if relative in existing or relative == MANIFEST:  # ensure_ours vouched for it
+                    continue
+                if _read_file(fds[-1], name, out.path, relative) != writes[relative]:
+                    raise in_the_way(out.path, relative)
+                # else: a foreign file with the very bytes wanted, adopted
+
+
+def stage(out: Output, writes: Mapping[str, bytes], removes: list[str], existing: Mapping[str, str]) -> None:
+    """Write the new files into the staging area and commit the journal; the tree is not
+    touched yet. `existing` lists the files modelops wrote (path -> sha256)."""
+    for relative in [*writes, *removes]:
+        _inside(out.path, relative)
+    _check_targets(out, writes, removes, existing)
+    _discard(out.fd, out.path / TXN, TXN)
     try:
-        staged.mkdir(parents=True)
-        entries = []
-        for number, (relative, content) in enumerate(sorted(writes.items(), key=_manifest_last)):
-            _inside(out, relative)
-            (staged / str(number)).write_bytes(content)
-            entries.append([relative, str(number)])
-        for relative in removes:
-            _inside(out, relative)
-        pending = txn / (JOURNAL + ".tmp")
-        pending.write_bytes(json.dumps({"writes": entries, "removes": sorted(removes)}).encode())
-        pending.rename(txn / JOURNAL)  # the commit point
+        with _directories(out.fd, out.path, f"{TXN}/{STAGED}", create=True) as fds:
+            assert fds is not None
+            txn, staged = fds[1], fds[2]
+            entries = []
+            for number, (relative, content) in enumerate(sorted(writes.items(), key=_manifest_last)):
+                _create(staged, str(number), content)
+                entries.append([relative, str(number)])
+            pending = JOURNAL + ".tmp"
+            _create(txn, pending, json.dumps({"writes": entries, "removes": sorted(removes)}).encode())
+            os.rename(pending, JOURNAL, src_dir_fd=txn, dst_dir_fd=txn)  # the commit point
     except BaseException:
-        shutil.rmtree(txn, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            shutil.rmtree(TXN, dir_fd=out.fd)
         raise
-    return txn
 
 
 def _manifest_last(item: tuple[str, bytes]) -> tuple[bool, str]:
     return (item[0] == MANIFEST, item[0])
 
 
-def replay_pending(out: Path) -> bool:
-    """Finish a committed transaction (idempotent); discard one that never committed."""
-    txn = _transaction_dir(out)
-    if not txn.is_dir():
-        return False
-    journal_path = txn / JOURNAL
-    if not journal_path.is_file():
-        shutil.rmtree(txn)  # staging was interrupted: the tree was never touched
-        return False
+def _discard(parent: int, txn: Path, name: str) -> None:
+    """Remove a staging area that never committed, after making sure it is ours."""
+    mode = _lstat(parent, name)
+    if mode is None:
+        return
+    if not stat.S_ISDIR(mode):
+        raise UsageError(f"{txn} is {_kind(mode)}, where modelops stages its writes; remove it")
+    fd = _open_dir(parent, name, txn.parent, name)
+    assert fd is not None
     try:
-        journal = json.loads(journal_path.read_bytes())
+        strange = _names(fd) - {STAGED, JOURNAL, JOURNAL + ".tmp"}
+    finally:
+        os.close(fd)
+    if strange:
+        raise UsageError(
+            f"{txn} holds {sorted(strange)[0]!r}, which modelops did not stage there; move it away"
+        )
+    shutil.rmtree(name, dir_fd=parent)
+
+
+def _finish(out: Output, parent: int, txn: Path, name: str) -> None:
+    """Finish a committed transaction (idempotent) and remove the staging area; discard one
+    that never committed. `parent` holds the staging area `name` (shown as `txn`)."""
+    mode = _lstat(parent, name)
+    if mode is None:
+        return
+    if not stat.S_ISDIR(mode):
+        raise UsageError(f"{txn} is {_kind(mode)}, where modelops stages its writes; remove it")
+    fd = _open_dir(parent, name, txn.parent, name)
+    assert fd is not None
+    try:
+        journal = _read_journal(fd, txn)
+        if journal is not None:
+            _replay(out, fd, txn, *journal)
+            os.unlink(JOURNAL, dir_fd=fd)
+    finally:
+        os.close(fd)
+    _discard(parent, txn, name)
+
+
+def _finish_legacy(out: Output) -> None:
+    """Finish (across devices if need be) or discard what earlier versions staged beside the
+    tree: a compile into a link to another filesystem left it stuck there."""
+    legacy = _legacy_transaction(out.path)
+    if legacy is None:
+        return
+    try:
+        parent = os.open(legacy.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        _finish(out, parent, legacy, legacy.name)
+    finally:
+        os.close(parent)
+
+
+def _read_journal(txn_fd: int, txn: Path) -> tuple[list[tuple[str, str]], list[str]] | None:
+    try:
+        raw = _read_file(txn_fd, JOURNAL, txn, JOURNAL)
+    except FileNotFoundError:
+        return None
+    except UsageError as err:  # a link or FIFO in its place
+        raise UsageError(f"the journal of an interrupted compile is damaged: {err}") from err
+    try:
+        journal = json.loads(raw)
         writes = [(str(relative), str(number)) for relative, number in journal["writes"]]
         removes = [str(relative) for relative in journal["removes"]]
     except (ValueError, KeyError, TypeError) as err:
         raise UsageError(
-            f"the journal of an interrupted compile, {journal_path}, is damaged ({err}); remove "
+            f"the journal of an interrupted compile, {txn / JOURNAL}, is damaged ({err}); remove "
             f"{txn} and run `modelops compile --full`"
         ) from err
-    for relative, number in writes:
-        source = txn / "files" / number
-        target = _inside(out, relative)
-        if not source.exists():
-            continue  # renamed into place before the interruption
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source.replace(target)
-    for relative in removes:
-        target = _inside(out, relative)
-        target.unlink(missing_ok=True)
-        _remove_empty_parents(out, target.parent)
-    journal_path.unlink()
-    shutil.rmtree(txn)
-    return True
+    if any(not number.isdigit() for _, number in writes):
+        raise UsageError(f"the journal of an interrupted compile, {txn / JOURNAL}, is damaged")
+    return writes, removes
 
 
-def _remove_empty_parents(out: Path, directory: Path) -> None:
-    while directory != out and out in directory.parents:
+def _replay(out: Output, txn_fd: int, txn: Path, writes: list[tuple[str, str]], removes: list[str]) -> None:
+    numbers = {_inside(out.path, relative): number for relative, number in writes}
+    staged = _open_dir(txn_fd, STAGED, txn, STAGED)
+    try:
+        order = sorted(numbers, key=lambda path: (path == MANIFEST, path)) if staged is not None else []
+        for directory, names in _by_directory(order):  # the manifest last, as staged
+            with _directories(out.fd, out.path, directory, create=True) as fds:
+                assert fds is not None and staged is not None
+                for name in names:
+                    relative = f"{directory}/{name}" if directory else name
+                    _place(out, staged, numbers[relative], fds[-1], name, relative)
+        for directory, names in _by_directory(_inside(out.path, r) for r in removes):
+            with _directories(out.fd, out.path, directory, create=False) as fds:
+                if fds is None:
+                    continue
+                for name in names:
+                    relative = f"{directory}/{name}" if directory else name
+                    mode = _lstat(fds[-1], name)
+                    if mode is not None and not stat.S_ISREG(mode):
+                        raise _refusal(out.path, relative, mode)
+                    if mode is not None:
+                        os.unlink(name, dir_fd=fds[-1])
+                _remove_empty(fds, directory)
+    finally:
+        if staged is not None:
+            os.close(staged)
+
+
+def _place(out: Output, staged: int, number: str, dir_fd: int, name: str, relative: str) -> None:
+    """Move one staged file into place (a copy, then a rename, when it is on another device)."""
+    source = _lstat(staged, number)
+    if source is None:
+        return  # renamed into place before the interruption
+    if not stat.S_ISREG(source):
+        raise UsageError(
+            f"the staged file {number} of an interrupted compile is {_kind(source)}; refusing it"
+        )
+    target = _lstat(dir_fd, name)
+    if target is not None and not stat.S_ISREG(target):
+        raise _refusal(out.path, relative, target)
+    try:
+        os.rename(number, name, src_dir_fd=staged, dst_dir_fd=dir_fd)
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+        temporary = f".{name}.modelops-copy"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=dir_fd)
+        _create(dir_fd, temporary, _read_file(staged, number, out.path, number))
+        os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.unlink(number, dir_fd=staged)
+
+
+def _remove_empty(fds: list[int], directory: str) -> None:
+    """Remove `directory` and its parents while they are empty (never the output itself)."""
+    names = directory.split("/") if directory else []
+    for level in range(len(names), 0, -1):
         try:
-            directory.rmdir()
+            os.rmdir(names[level - 1], dir_fd=fds[level - 1])
         except OSError:  # not empty (or already gone): stop climbing
             return
-        directory = directory.parent
 
 
-def apply_changes(out: Path, writes: Mapping[str, bytes], removes: list[str]) -> None:
+def apply_changes(
+    out: Output, writes: Mapping[str, bytes], removes: list[str], existing: Mapping[str, str]
+) -> None:
     """Make the tree hold `writes` and lose `removes`, all or (after a crash, on replay) all."""
     if not writes and not removes:
         return
-    txn = stage(out, writes, removes)
+    stage(out, writes, removes, existing)
     try:
-        replay_pending(out)
+        _finish(out, out.fd, out.path / TXN, TXN)
     except OSError as err:
         raise UsageError(
-            f"updating {out} stopped half-way ({err.strerror or err}); the rest is recorded in {txn}: "
-            "fix the cause and run modelops compile again to finish it"
+            f"updating {out.path} stopped half-way ({err.strerror or err}); the rest is recorded in "
+            f"{out.path / TXN}: fix the cause and run modelops compile again to finish it"
         ) from err
 
 
 def update_tree(
-    out: Path, files: Mapping[str, bytes], kept: Mapping[str, str], existing: Mapping[str, str]
+    out: Output, files: Mapping[str, bytes], kept: Mapping[str, str], existing: Mapping[str, str]
 ) -> TreeChanges:
     """Turn the tree described by `existing` into `files` plus the `kept` files (both listings
     map paths to sha256; kept files are in `existing` as they are). The caller holds the lock
-    and vouches for `existing`. Work is in proportion to `files`, not to the tree."""
+    and vouches for `existing`, the files modelops wrote; any other file stays. Work is in
+    proportion to `files`, not to the tree."""
     hashes = {path: digest(content) for path, content in files.items()}
     changes = TreeChanges(
         added=sorted(p for p in hashes if p not in existing),
@@ -206,14 +608,18 @@ def update_tree(
         removed=sorted(existing.keys() - kept.keys() - hashes.keys()),
     )
     writes = {p: files[p] for p in changes.added + changes.changed}
-    apply_changes(out, writes, changes.removed)
+    apply_changes(out, writes, changes.removed, existing)
     return changes
 
 
 def write_tree(files: dict[str, bytes], out: Path) -> TreeChanges:
-    """Make `out` hold exactly `files`, reading the tree to find what differs."""
-    out = out.absolute()
-    with locked(out):
-        ensure_ours(out)
-        existing = {p: digest(c) for p, c in read_tree(out).items()}
-        return update_tree(out, files, {}, existing)
+    """Make `out` hold exactly `files` besides the foreign files, reading the tree to find what
+    differs."""
+    with locked(out) as output:
+        ensure_ours(output)
+        on_disk = read_tree(out)
+        owned, foreign, _ = split_owned(on_disk)
+        if MANIFEST in on_disk:
+            owned[MANIFEST] = digest(on_disk[MANIFEST])
+        refuse_in_the_way(out, {p: digest(c) for p, c in files.items()}, foreign)
+        return update_tree(output, files, {}, owned)
