@@ -1,12 +1,19 @@
 # The runtime image that the builtin Deployment runs: `modelops serve --config ...`.
 # It matches the generated pod: UID/GID 10001, read-only root filesystem (writes go to the
 # /tmp and /var/lib/modelops emptyDirs), API on 8080 and /metrics on 9090.
+# It holds the server alone: the packages of the `runtime` extra at the versions and hashes of
+# requirements/runtime.lock, then modelops with --no-deps, so none of the compiler's own
+# dependencies (Jinja2, GitPython, the Grafana SDK, the kubernetes client) are installed.
 FROM python:3.11-slim AS build
 WORKDIR /src
+COPY requirements/runtime.lock requirements/
+RUN python -m venv /opt/modelops \
+ && /opt/modelops/bin/pip install --no-cache-dir --require-hashes --only-binary :all: -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY compiler ./compiler
-RUN python -m venv /opt/modelops \
- && /opt/modelops/bin/pip install --no-cache-dir '.[serve]'
+# The locked setuptools builds modelops, then goes: the server never needs it.
+RUN /opt/modelops/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
+ && /opt/modelops/bin/pip uninstall --yes setuptools
 
 FROM python:3.11-slim
 ENV PATH=/opt/modelops/bin:$PATH \

@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 SETUP  := $(VENV)/.installed
 # Every package, pinned with its sha256 hashes: resolved by `make lock`, never by `make setup`.
 LOCK   := requirements/dev.lock
+# The runtime image's packages: the `runtime` extra alone, at the versions of $(LOCK).
+RUNTIME_LOCK := requirements/runtime.lock
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -27,6 +29,9 @@ lock: setup
 	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
 	  | $(BIN)/uv pip compile pyproject.toml - --extra dev --universal --python-version 3.11 \
 	      --generate-hashes --quiet --custom-compile-command 'make lock' $(LOCKFLAGS) -o $(LOCK)
+	$(BIN)/python -c 'import tomllib; t = tomllib.load(open("pyproject.toml", "rb")); print(*t["project"]["optional-dependencies"]["runtime"], *t["build-system"]["requires"], sep="\n")' \
+	  | $(BIN)/uv pip compile - --constraint $(LOCK) --universal --python-version 3.11 \
+	      --generate-hashes --quiet --custom-compile-command 'make lock' -o $(RUNTIME_LOCK)
 
 ## System tools the tests run for real: promtool and prometheus (Debian package `prometheus`).
 tools:

@@ -24,7 +24,7 @@ from compiler.bundle.layout import (
     environment_paths,
     with_manifest,
 )
-from compiler.bundle.writer import digest, read_tree
+from compiler.bundle.writer import digest, read_manifest, read_tree, split_owned
 from compiler.diagnostics import Diagnostic
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.project import Project
@@ -52,8 +52,14 @@ class ModelEntry:
         return f"{self.environment}/{self.namespace}/{self.name}"
 
 
+# Fields of ResolvedModel that no file of the model's directory is rendered from: the kube
+# context picks the cluster `apply` talks to, the Namespace object sits at the environment's level.
+NOT_RENDERED = frozenset({"kube_context", "create_namespace"})
+
+
 def model_hash(model: ResolvedModel) -> str:
-    return hashlib.sha256(model.model_dump_json().encode()).hexdigest()
+    """A hash of what the model's directory is rendered from: editing anything else keeps it."""
+    return hashlib.sha256(model.model_dump_json(exclude=set(NOT_RENDERED)).encode()).hexdigest()
 
 
 def entries_of(models: Iterable[ResolvedModel]) -> list[ModelEntry]:
@@ -90,17 +96,23 @@ class CompileInput:
 
 @dataclass
 class PreviousTree:
-    """What the last compile left: its manifest's input hashes and the files on disk."""
+    """What the last compile left: its manifest's input hashes and the files on disk. Files
+    the manifest does not list were not written by modelops: they are `foreign`, never in
+    `listing`, so nothing ever removes or overwrites them."""
 
     inputs: dict[str, str] = field(default_factory=dict)
     listing: dict[str, str] = field(default_factory=dict)  # path -> sha256, manifest excluded
     manifest: str | None = None  # sha256 of the manifest itself
+    foreign: dict[str, str] = field(default_factory=dict)  # path -> sha256 (when read from disk)
+    damaged: bool = False  # the manifest is unreadable, so every file counts as modelops'
 
     @classmethod
     def from_manifest(cls, out: Path) -> PreviousTree:
         """Trust the manifest for what is on disk: reads one file, however large the tree."""
         try:
-            raw = (out / MANIFEST).read_bytes()
+            raw = read_manifest(out)
+            if raw is None:
+                return cls()
             manifest = json.loads(raw)
             return cls(_strings(manifest.get("inputs")), _strings(manifest.get("files")), digest(raw))
         except (OSError, ValueError, AttributeError):
@@ -118,8 +130,9 @@ class PreviousTree:
             inputs = _strings(json.loads(files[MANIFEST]).get("inputs"))
         except (KeyError, ValueError, AttributeError):
             inputs = {}
-        listing = {path: digest(content) for path, content in files.items() if path != MANIFEST}
-        return cls(inputs, listing, digest(files[MANIFEST]) if MANIFEST in files else None)
+        listing, foreign, damaged = split_owned(files)
+        manifest = digest(files[MANIFEST]) if MANIFEST in files else None
+        return cls(inputs, listing, manifest, foreign, damaged)
 
     def full_listing(self) -> dict[str, str]:
         """Every file, the manifest included."""

@@ -11,7 +11,7 @@ import re
 
 import yaml
 
-from compiler.runtime_config import CONFIG_DIR, CONFIG_KEY
+from compiler.serving.config import CONFIG_DIR, CONFIG_KEY
 from compiler.targets.kubernetes.render import MODEL_CACHE_DIR, RUNTIME_UID
 from tests.conftest import REPO
 
@@ -50,3 +50,14 @@ def test_working_directory_is_a_writable_mount() -> None:
     mounts = {m["mountPath"] for m in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
     assert MODEL_CACHE_DIR in mounts and "/tmp" in mounts
     assert "PYTHONDONTWRITEBYTECODE=1" in DOCKERFILE
+
+
+def test_installs_the_runtime_alone_from_hashes() -> None:
+    """The locked runtime packages with pip's hash check, then modelops without its dependencies
+    (the compiler's Jinja2, GitPython, Grafana SDK): nothing is resolved at build time."""
+    installs = re.findall(r"pip install ([^\\&\n]+)", DOCKERFILE)
+    assert [" ".join(i.split()) for i in installs] == [
+        "--no-cache-dir --require-hashes --only-binary :all: -r requirements/runtime.lock",
+        "--no-cache-dir --no-deps --no-build-isolation .",
+    ]
+    assert "COPY requirements/runtime.lock requirements/" in DOCKERFILE

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from compiler.runtime_config import MAX_ROWS, RuntimeConfig
+from compiler.serving.config import MAX_ROWS, RuntimeConfig
 from tests.conftest import Result
 from tests.runtime import (
     CHUNK,

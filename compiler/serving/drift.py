@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from compiler.metrics.drift import bin_index, psi
-from compiler.runtime_config import RuntimeDrift
+from compiler.serving.config import RuntimeDrift
 
 
 class DriftWindow:

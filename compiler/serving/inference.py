@@ -14,7 +14,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.runtime_config import RuntimeConfig
+from compiler.serving.config import RuntimeConfig
 
 _SHOWN = reprlib.Repr()  # how a client's value is quoted back in an error message: cut short
 _SHOWN.maxstring = _SHOWN.maxlong = _SHOWN.maxother = 40

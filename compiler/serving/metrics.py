@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from compiler.metrics import contract
-from compiler.runtime_config import RuntimeConfig
+from compiler.serving.config import RuntimeConfig
 
 INVALID_REASONS = ("json", "schema", "type", "range", "size")
 _CLASSES: dict[contract.Kind, type[Counter] | type[Gauge] | type[Histogram]] = {

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from compiler.modelio.fetch import fetch, verify
+from compiler.modelio.fits import check_fits_spec
 from compiler.modelio.skops_files import ArtifactError, load_model
-from compiler.runtime_config import RuntimeConfig
+from compiler.serving.config import RuntimeConfig
 from compiler.serving.drift import DriftWindow
 from compiler.serving.inference import Batch, InvalidInput
 from compiler.serving.metrics import RuntimeMetrics
@@ -40,8 +41,6 @@ class ServedModel:
 
     def load(self) -> None:
         """Fetch, verify the pin, load with the trusted-type list, and check it fits the spec."""
-        from compiler.evaluate.scoring import check_fits_spec
-
         model = self.config.model
         log.info("loading %s %s from %s", model.name, model.version, model.uri)
         data = fetch(model.uri, self.base)

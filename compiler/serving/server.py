@@ -25,7 +25,7 @@ from compiler.errors import UsageError
 if TYPE_CHECKING:
     import uvicorn
 from compiler.modelio.skops_files import ArtifactError
-from compiler.runtime_config import RuntimeConfig
+from compiler.serving.config import RuntimeConfig
 
 log = logging.getLogger("modelops.serve")
 GRACEFUL_SHUTDOWN_SECONDS = 20  # below the pod's 30s terminationGracePeriodSeconds

@@ -13,7 +13,7 @@ from typing import Any
 
 from compiler.bundle.serialize import to_json
 from compiler.resolve.resolved import ResolvedModel
-from compiler.runtime_config import CONFIG_DIR, CONFIG_KEY, runtime_config_for
+from compiler.serving.config import CONFIG_DIR, CONFIG_KEY
 from compiler.spec.types import Quantity
 from compiler.targets.kubernetes.labels import (
     CONFIG_CHECKSUM_ANNOTATION,
@@ -22,6 +22,7 @@ from compiler.targets.kubernetes.labels import (
     object_metadata,
     selector_labels,
 )
+from compiler.targets.kubernetes.runtime_config import runtime_config_for
 
 Obj = dict[str, Any]
 
@@ -68,7 +69,6 @@ def service_account(model: ResolvedModel, stamp: Stamp) -> Obj:
 
 
 def config_map(model: ResolvedModel, stamp: Stamp) -> Obj:
-    # JSON (a subset of YAML) so that the runtime reads it with the standard library alone.
     memory_limit = int(Quantity.parse(_resources(model)["limits"]["memory"]).value)
     config = to_json(runtime_config_for(model, memory_limit).model_dump(mode="json")).decode()
     return {
@@ -327,6 +327,7 @@ def service_monitor(model: ResolvedModel, stamp: Stamp) -> Obj:
 def render_model(model: ResolvedModel, stamp: Stamp) -> list[RenderedObject]:
     """Every Kubernetes object of one model in one environment, with its file name."""
     config = config_map(model, stamp)
+    # The runtime config holds only what the runtime reads, so only a change to that rolls the pods.
     checksum = hashlib.sha256(config["data"][CONFIG_KEY].encode()).hexdigest()
     candidates: list[tuple[str, Obj | None]] = [
         ("serviceaccount.yaml", service_account(model, stamp)),

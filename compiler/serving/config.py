@@ -1,6 +1,10 @@
-"""The serving runtime's configuration: what the compiled ConfigMap carries and `serve` reads.
+"""The runtime's configuration schema: what the compiled ConfigMap carries and `serve` reads.
 
-One schema for both sides, so a file that works in the pod works on a laptop.
+Both sides import this module (the compiler writes it, the runtime reads it), so it imports
+nothing but pydantic. The Deployment's config checksum is a hash of this document, so it
+holds only what the runtime reads (plus the environment and namespace, which name the pod's
+directory and never change for it): a field the runtime ignores, such as an alert threshold,
+would restart every pod whenever it is edited.
 """
 
 from __future__ import annotations
@@ -8,9 +12,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from compiler.metrics.contract import latency_buckets
-from compiler.resolve.resolved import ResolvedModel
 
 CONFIG_KEY = "runtime.json"
 CONFIG_DIR = "/etc/modelops"
@@ -54,10 +55,7 @@ class RuntimeServer(BaseModel):
 
 class RuntimeMetrics(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-    latencyBuckets: list[float]
-    sloLatencyThresholdSeconds: float | None = None
-    driftPsiWarning: float | None = None
-    driftPsiCritical: float | None = None
+    latencyBuckets: list[float]  # the SLO's latency threshold is one of them
 
 
 class RuntimeFeatureBaseline(BaseModel):
@@ -87,51 +85,3 @@ class RuntimeConfig(BaseModel):
 def max_body_bytes(memory_limit_bytes: int) -> int:
     """The body limit for a pod with this memory limit (see MEMORY_PER_BODY_BYTE)."""
     return max(memory_limit_bytes // MEMORY_PER_BODY_BYTE, 1024)
-
-
-def runtime_config_for(model: ResolvedModel, memory_limit_bytes: int) -> RuntimeConfig:
-    """The runtime's configuration; `memory_limit_bytes` is the pod's memory limit."""
-    slo = model.monitoring.slo
-    threshold = slo.latency.threshold.seconds if slo is not None and slo.latency is not None else None
-    psi = model.monitoring.drift.psi if model.monitoring.drift is not None else None
-    return RuntimeConfig(
-        environment=model.environment,
-        namespace=model.namespace,
-        model=RuntimeModel(
-            name=model.name,
-            version=model.model.version.text,
-            task=model.model.task,
-            framework=model.model.framework,
-            uri=model.model.uri.text,
-            sha256=model.model.sha256,
-            features=[RuntimeFeature(name=f.name, type=f.type) for f in model.model.features],
-        ),
-        server=RuntimeServer(
-            port=model.serving.port,
-            metricsPort=model.serving.metricsPort,
-            maxBodyBytes=max_body_bytes(memory_limit_bytes),
-        ),
-        metrics=RuntimeMetrics(
-            latencyBuckets=list(latency_buckets(threshold)),
-            sloLatencyThresholdSeconds=threshold,
-            driftPsiWarning=psi.warning if psi else None,
-            driftPsiCritical=psi.critical if psi else None,
-        ),
-        drift=_drift(model),
-    )
-
-
-def _drift(model: ResolvedModel) -> RuntimeDrift | None:
-    """The baseline `modelops evaluate` recorded, for the features the spec declares."""
-    record = model.evaluated
-    names = [f.name for f in model.model.features]
-    if record is None or not names or any(name not in record.baseline for name in names):
-        return None
-    return RuntimeDrift(
-        baseline={
-            name: RuntimeFeatureBaseline(
-                edges=record.baseline[name].edges, proportions=record.baseline[name].proportions
-            )
-            for name in names
-        }
-    )
