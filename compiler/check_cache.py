@@ -21,7 +21,6 @@ from pathlib import Path
 from compiler import __version__
 from compiler.compile import CompileInput, ModelEntry, entries_of
 from compiler.diagnostics import Diagnostic, DiagnosticError, Severity, unique_sorted
-from compiler.evaluate.record import EVALUATIONS_DIR, load_records
 from compiler.pipeline import Checked
 from compiler.resolve.resolver import resolve_catalog
 from compiler.spec.catalog import (
@@ -35,6 +34,7 @@ from compiler.spec.catalog import (
     scan_spec_files,
 )
 from compiler.spec.project import Project
+from compiler.spec.records import EVALUATIONS_DIR, load_records
 from compiler.spec.yamlsource import load_bytes
 
 CACHE_DIR = ".modelops-cache"

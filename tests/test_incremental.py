@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compiler.bundle.layout import MANIFEST, _kustomization, manifest_json
-from compiler.bundle.serialize import to_yaml
 from compiler.bundle.writer import TXN, digest, locked, read_tree, stage
 from compiler.check_cache import CACHE_DIR
+from compiler.serialize import to_yaml
 from tests.conftest import Result, spec_text
 
 

@@ -17,9 +17,9 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from compiler.bundle.writer import read_tree
 from compiler.metrics import contract
+from compiler.spec.slo import SLI_WINDOWS, WINDOW_PAIRS
 from compiler.spec.types import Duration
 from compiler.targets.prometheus.promql import go_template_literal, string_literal
-from compiler.targets.prometheus.slo import SLI_WINDOWS, WINDOW_PAIRS
 from tests.conftest import REPO, Result, spec_text
 
 GENERATED = REPO / "generated"
@@ -201,7 +201,7 @@ def test_dashboard_uids_are_unique_stable_and_valid() -> None:
 
 
 def test_long_names_still_give_valid_unique_uids() -> None:
-    from compiler.targets.grafana.uids import model_dashboard_uid, overview_dashboard_uid
+    from compiler.targets.links import model_dashboard_uid, overview_dashboard_uid
 
     long_env = "e" * 63
     uids = {

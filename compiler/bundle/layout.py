@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.bundle.bundle import Bundle
-from compiler.bundle.serialize import to_yaml
 from compiler.resolve.resolved import ResolvedModel
+from compiler.serialize import to_json, to_yaml
 from compiler.spec.project import GitOps, Project
 from compiler.targets.docs.model_card import model_card
-from compiler.targets.grafana.dashboards import model_dashboard, overview_dashboard, to_json_bytes
+from compiler.targets.grafana.dashboards import model_dashboard, overview_dashboard
 from compiler.targets.grafana.objects import dashboard_config_map, overview_config_map
-from compiler.targets.grafana.uids import model_dashboard_uid, overview_dashboard_uid
 from compiler.targets.kubernetes import namespace_object, render_model
 from compiler.targets.kubernetes.labels import Stamp
+from compiler.targets.links import model_dashboard_uid, overview_dashboard_uid
 from compiler.targets.prometheus.objects import prometheus_rule
 from compiler.targets.prometheus.promql import go_template_literal
 from compiler.targets.prometheus.rules import alerts_of, rule_file, rule_groups
@@ -92,7 +92,7 @@ def model_documents(job: Job) -> list[ModelDocument]:
         ("dashboard.json", dashboard, False),
         (
             "dashboard-configmap.yaml",
-            dashboard_config_map(model, to_json_bytes(dashboard).decode(), uid, stamp),
+            dashboard_config_map(model, to_json(dashboard).decode(), uid, stamp),
             True,
         ),
     ]
@@ -103,7 +103,7 @@ def serialise(filename: str, document: dict[str, Any]) -> bytes:
     if filename.endswith(".md"):
         text: str = document["markdown"]
         return text.encode()
-    return to_json_bytes(document) if filename.endswith(".json") else to_yaml(document)
+    return to_json(document) if filename.endswith(".json") else to_yaml(document)
 
 
 def _model_files(job: Job) -> list[ModelFile]:
@@ -214,7 +214,7 @@ def _overview(
     environments: tuple[tuple[str, str], ...],
 ) -> list[str]:
     """The environment's overview dashboard, beside the namespace's model directories."""
-    dashboard = to_json_bytes(overview_dashboard(environment, namespace, model_count, list(environments)))
+    dashboard = to_json(overview_dashboard(environment, namespace, model_count, list(environments)))
     uid = overview_dashboard_uid(environment)
     configmap = overview_config_map(environment, namespace, project.metadata.name, dashboard.decode(), uid)
     bundle.add(f"{environment}/{namespace}/overview-dashboard.json", dashboard)

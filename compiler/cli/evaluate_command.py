@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from compiler.cli.report import format_github, format_text, print_diagnostics, use_color
 from compiler.diagnostics import Diagnostic
-from compiler.evaluate.record import EVALUATIONS_DIR
 from compiler.evaluate.runner import Report, gate_position, run
 from compiler.pipeline import check
+from compiler.spec.records import EVALUATIONS_DIR
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    checked = check(args.paths or [Path("specs")], args.project, args.environments)
+    checked = check(args.paths, args.project, args.environments)
     if not checked.ok or checked.catalog is None:
         print_diagnostics(checked.diagnostics, args.format)
         print("evaluate stopped: fix the spec errors above first", file=sys.stderr)

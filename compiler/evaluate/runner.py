@@ -9,7 +9,6 @@ from pathlib import Path
 from compiler.diagnostics import Diagnostic, Position
 from compiler.evaluate.dataset import MAX_DATASET_BYTES, DatasetError, read_holdout
 from compiler.evaluate.project_files import read_inside
-from compiler.evaluate.record import EvaluationRecord, write_record
 from compiler.evaluate.scoring import drift_baseline, score
 from compiler.modelio.fetch import MAX_ARTIFACT_BYTES, fetch, verify
 from compiler.modelio.fits import check_fits_spec
@@ -17,6 +16,7 @@ from compiler.modelio.skops_files import ArtifactError, load_model
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.catalog import Catalog
 from compiler.spec.model import Gate
+from compiler.spec.records import EvaluationRecord, write_record
 from compiler.spec.yamlsource import SourceDocument
 
 

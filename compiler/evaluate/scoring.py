@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from compiler.evaluate.dataset import Holdout
-from compiler.evaluate.record import FeatureBaseline
+from compiler.spec.records import FeatureBaseline
 
 BASELINE_BINS = 10
 

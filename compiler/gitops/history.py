@@ -11,10 +11,10 @@ import git
 import yaml
 
 from compiler.errors import UsageError
-from compiler.evaluate.record import EVALUATIONS_DIR
 from compiler.gitops.repo import blob_at, open_repo
 from compiler.spec.catalog import find_project_file, find_spec_files
 from compiler.spec.model import Gate
+from compiler.spec.records import EVALUATIONS_DIR
 
 
 @dataclass(frozen=True)

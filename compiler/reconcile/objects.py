@@ -12,12 +12,13 @@ from typing import Any
 from compiler.bundle.layout import model_documents
 from compiler.reconcile.order import apply_group
 from compiler.resolve.resolved import ResolvedModel
+from compiler.serialize import to_json
 from compiler.spec.project import Project
-from compiler.targets.grafana.dashboards import overview_dashboard, to_json_bytes
+from compiler.targets.grafana.dashboards import overview_dashboard
 from compiler.targets.grafana.objects import overview_config_map
-from compiler.targets.grafana.uids import overview_dashboard_uid
 from compiler.targets.kubernetes import namespace_object
 from compiler.targets.kubernetes.labels import Stamp
+from compiler.targets.links import overview_dashboard_uid
 
 MODEL_LABEL = "app.kubernetes.io/name"
 NO_MODEL = "(environment)"  # the group of objects that belong to no model (the namespace)
@@ -108,7 +109,7 @@ def rendered_objects(
                 environment,
                 env.namespace,
                 project.metadata.name,
-                to_json_bytes(dashboard).decode(),
+                to_json(dashboard).decode(),
                 overview_dashboard_uid(environment),
             )
         )

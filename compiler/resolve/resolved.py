@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from compiler.evaluate.record import EvaluationRecord
 from compiler.spec.model import Evaluation, ModelArtifact, Monitoring, Serving
 from compiler.spec.project import GrafanaDefaults
+from compiler.spec.records import EvaluationRecord
 
 
 class ResolvedModel(BaseModel):

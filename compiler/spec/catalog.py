@@ -12,10 +12,10 @@ from pydantic import ValidationError
 
 from compiler.diagnostics import Diagnostic, DiagnosticError, Severity
 from compiler.errors import UsageError
-from compiler.evaluate.record import EvaluationRecord, load_records
 from compiler.spec.errors import diagnostics_from, dotted, suggest
 from compiler.spec.model import API_VERSION, ModelSpec
 from compiler.spec.project import PROJECT_FILE, Project
+from compiler.spec.records import EvaluationRecord, load_records
 from compiler.spec.yamlsource import SourceDocument, load_file
 
 SPEC_SUFFIXES = (".yaml", ".yml")

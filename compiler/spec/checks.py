@@ -13,10 +13,10 @@ from compiler.spec.model import (
     ModelSpec,
     Slo,
 )
+from compiler.spec.slo import Severity as AlertSeverity
+from compiler.spec.slo import can_fire, lowest_objective_that_fires
 from compiler.spec.types import Duration, Percentage
 from compiler.spec.yamlsource import PathKey, PositionMap
-from compiler.targets.prometheus.slo import Severity as AlertSeverity
-from compiler.targets.prometheus.slo import can_fire, lowest_objective_that_fires
 
 RESERVED_ALERT_LABELS = frozenset(
     {"severity", "team", "model", "namespace", "environment", "slo", "feature", "alertname"}

@@ -8,8 +8,8 @@ from importlib import resources
 from jinja2 import StrictUndefined, Template
 
 from compiler.resolve.resolved import ResolvedModel
-from compiler.targets.grafana.uids import model_dashboard_uid
-from compiler.targets.prometheus.rules import AlertRule, dashboard_url
+from compiler.targets.links import dashboard_url, model_dashboard_uid
+from compiler.targets.prometheus.rules import AlertRule
 from compiler.templating import sandboxed_templates
 
 

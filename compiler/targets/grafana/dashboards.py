@@ -20,13 +20,16 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from compiler.metrics import contract
 from compiler.metrics.contract import le_label, sli_error_ratio
 from compiler.resolve.resolved import ResolvedModel
-from compiler.targets.grafana.uids import model_dashboard_uid, overview_dashboard_uid
+from compiler.spec.slo import BURN_RATE_PANEL_WINDOWS
+from compiler.targets.links import model_dashboard_uid, overview_dashboard_uid
 from compiler.targets.prometheus.promql import number, string_literal
 from compiler.targets.prometheus.rules import slos
 
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 GRID_WIDTH = 24
-NAMESPACE_VARIABLE = "environment"
+# The Grafana variable is named after the environment it picks; its value is that environment's
+# namespace, which every query selects on.
+ENVIRONMENT_VARIABLE = "environment"
 RATE = "$__rate_interval"
 
 
@@ -122,7 +125,7 @@ def _variables(board: dash.Dashboard, environments: list[tuple[str, str]], curre
     return board.with_variable(
         dash.DatasourceVariable("datasource").label("Data source").type("prometheus")
     ).with_variable(
-        dash.CustomVariable(NAMESPACE_VARIABLE)
+        dash.CustomVariable(ENVIRONMENT_VARIABLE)
         .label("Environment")
         .values(", ".join(f"{name} : {ns}" for name, ns in environments))
         .current(models.VariableOption(selected=True, text=current, value=namespace))
@@ -130,7 +133,7 @@ def _variables(board: dash.Dashboard, environments: list[tuple[str, str]], curre
 
 
 def _selector(metric: str, model: str, **extra: str) -> str:
-    parts = [f"model={string_literal(model)}", f'namespace="${NAMESPACE_VARIABLE}"']
+    parts = [f"model={string_literal(model)}", f'namespace="${ENVIRONMENT_VARIABLE}"']
     parts += [f"{name}{value}" for name, value in extra.items()]
     return metric + "{" + ",".join(parts) + "}"
 
@@ -219,7 +222,7 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
         period = model.monitoring.slo.window.text  # type: ignore[union-attr]
         board = board.with_row(dash.Row(f"SLO compliance and error budget ({period})").grid_pos(grid.row()))
         for slo in model_slos:
-            labels = f'model={string_literal(name)},namespace="${NAMESPACE_VARIABLE}",slo="{slo.name}"'
+            labels = f'model={string_literal(name)},namespace="${ENVIRONMENT_VARIABLE}",slo="{slo.name}"'
             board = board.with_panel(
                 _stat(
                     f"{slo.name.capitalize()} over {period} (objective {slo.target}%)",
@@ -239,13 +242,13 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
                 )
             )
         for slo in model_slos:
-            labels = f'model={string_literal(name)},namespace="${NAMESPACE_VARIABLE}",slo="{slo.name}"'
+            labels = f'model={string_literal(name)},namespace="${ENVIRONMENT_VARIABLE}",slo="{slo.name}"'
             board = board.with_panel(
                 _timeseries(
                     f"{slo.name.capitalize()} burn rate (1 spends the budget in exactly {period})",
                     [
-                        _query(f"{sli_error_ratio(w)}{{{labels}}} / {number(slo.budget)}", w)
-                        for w in ("5m", "1h", "6h", "1d", "3d")
+                        _query(f"{sli_error_ratio(w.text)}{{{labels}}} / {number(slo.budget)}", w.text)
+                        for w in BURN_RATE_PANEL_WINDOWS
                     ],
                     "none",
                     grid,
@@ -321,7 +324,7 @@ def overview_dashboard(
         .timezone("browser")
     )
     board = _variables(board, environments, environment)
-    scope = f'namespace="${NAMESPACE_VARIABLE}"'
+    scope = f'namespace="${ENVIRONMENT_VARIABLE}"'
     board = board.with_row(dash.Row(f"{model_count} models").grid_pos(grid.row()))
     board = board.with_panel(
         table.Panel()
@@ -349,7 +352,3 @@ def _to_dict(board: dash.Dashboard) -> dict[str, Any]:
     built = board.build()
     result: dict[str, Any] = json.loads(json.dumps(built, cls=JSONEncoder, sort_keys=True))
     return result
-
-
-def to_json_bytes(dashboard: dict[str, Any]) -> bytes:
-    return (json.dumps(dashboard, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()

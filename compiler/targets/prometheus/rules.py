@@ -12,10 +12,11 @@ from typing import Any, Literal
 from compiler.metrics import contract
 from compiler.metrics.contract import le_label, sli_error_ratio
 from compiler.resolve.resolved import ResolvedModel
+from compiler.spec.slo import SLI_WINDOWS, WindowPair, pairs
 from compiler.spec.types import Duration, Percentage
+from compiler.targets.links import dashboard_url
 from compiler.targets.prometheus import alert_text
 from compiler.targets.prometheus.promql import go_template_literal, number, percent, selector
-from compiler.targets.prometheus.slo import SLI_WINDOWS, WindowPair, pairs
 
 SloName = Literal["availability", "latency"]
 COLLAPSE_SHARE = 0.99
@@ -108,15 +109,6 @@ def alert_labels(model: ResolvedModel, severity: str, **extra: str) -> dict[str,
         }
     )
     return labels
-
-
-def dashboard_url(model: ResolvedModel) -> str | None:
-    from compiler.targets.grafana.uids import model_dashboard_uid
-
-    base = model.grafana.url
-    if base is None:
-        return None
-    return f"{base.rstrip('/')}/d/{model_dashboard_uid(model.environment, model.name)}"
 
 
 def _annotations(model: ResolvedModel, kind: str, **context: Any) -> dict[str, str]:

@@ -15,10 +15,10 @@ from typing import Any
 from compiler.metrics import contract
 from compiler.metrics.contract import le_label
 from compiler.resolve.resolved import ResolvedModel
+from compiler.spec.slo import burn_threshold
 from compiler.spec.types import decimal_text
 from compiler.targets.prometheus.promql import matchers, number, percent
 from compiler.targets.prometheus.rules import AlertRule, RuleGroup, alerts_of, record_labels, scope
-from compiler.targets.prometheus.slo import burn_threshold
 
 RATE_PER_MINUTE = 100.0
 # promtool evaluates every rule at each step up to a case's time, and that is most of its

@@ -4,6 +4,9 @@ A burn rate is how fast the error budget is being spent: 1 spends it exactly ove
 period. An alert window pair fires when both windows burn faster than
     factor = share of the budget spent in the long window x period / long window,
 so a 28-day SLO pages at 13.44 (2% in 1h) rather than the 14.4 of a 30-day one.
+
+Pure math on spec values: the spec checks use it to refuse an SLO that can never alert, and the
+Prometheus and Grafana targets render its windows.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ WINDOW_PAIRS: tuple[WindowPair, ...] = (
 )
 SLI_WINDOWS: tuple[Duration, ...] = tuple(
     sorted({w for pair in WINDOW_PAIRS for w in (pair.long, pair.short)}, key=lambda d: d.milliseconds)
+)
+# The burn rates a dashboard plots: the fastest window, then every pair's long window (the short
+# windows of the slower pairs would only draw lines between those).
+BURN_RATE_PANEL_WINDOWS: tuple[Duration, ...] = (
+    min((pair.short for pair in WINDOW_PAIRS), key=lambda d: d.milliseconds),
+    *(pair.long for pair in WINDOW_PAIRS),
 )
 
 

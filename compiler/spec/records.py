@@ -2,7 +2,8 @@
 
 `modelops evaluate` writes it to evaluations/<model>/<version>.json, committed like a lock
 file; `compile` reads it (no scikit-learn needed) to put measured gate values in the model
-card and the drift baseline in the runtime configuration.
+card and the drift baseline in the runtime configuration. It sits with the spec because the
+catalog loads it as a project input; evaluate only writes it.
 """
 
 from __future__ import annotations
