@@ -63,10 +63,6 @@ class DiagnosticError(Exception):
         self.diagnostics = diagnostics
 
 
-def has_errors(diagnostics: list[Diagnostic]) -> bool:
-    return any(d.is_error for d in diagnostics)
-
-
 def unique_sorted(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     """Drop repeats (a base-spec error shows up once per environment) and sort by place."""
     return sorted(set(diagnostics), key=Diagnostic.sort_key)

@@ -54,12 +54,13 @@ def test_unknown_environment_is_a_usage_error(cli: Callable[..., Result]) -> Non
     assert "unknown environment qa" in result.err
 
 
-def test_unreadable_file_is_a_usage_error(cli: Callable[..., Result], project: Path) -> None:
+def test_directory_named_like_a_spec_is_searched(cli: Callable[..., Result], project: Path) -> None:
     target = project / "specs" / "dir.yaml"
     target.mkdir()
-    (project / "specs" / "dir.yaml" / "inner.yaml").write_text(spec_text("inner"))
-    # a directory named like a spec is searched, not read
-    assert cli("validate", project / "specs").code == 0
+    (target / "inner.yaml").write_text(spec_text("inner"))
+    result = cli("validate", "--format", "json", project / "specs")
+    assert result.code == 0, result.err
+    assert "inner" in {model["name"] for model in json.loads(result.out)["models"]}
 
 
 CASES = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -24,9 +23,3 @@ class Bundle:
 
     def __len__(self) -> int:
         return len(self.files)
-
-    def digest(self) -> str:
-        h = hashlib.sha256()
-        for path, content in self:
-            h.update(path.encode() + b"\0" + hashlib.sha256(content).digest())
-        return h.hexdigest()

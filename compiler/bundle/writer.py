@@ -610,16 +610,3 @@ def update_tree(
     writes = {p: files[p] for p in changes.added + changes.changed}
     apply_changes(out, writes, changes.removed, existing)
     return changes
-
-
-def write_tree(files: dict[str, bytes], out: Path) -> TreeChanges:
-    """Make `out` hold exactly `files` besides the foreign files, reading the tree to find what
-    differs."""
-    with locked(out) as output:
-        ensure_ours(output)
-        on_disk = read_tree(out)
-        owned, foreign, _ = split_owned(on_disk)
-        if MANIFEST in on_disk:
-            owned[MANIFEST] = digest(on_disk[MANIFEST])
-        refuse_in_the_way(out, {p: digest(c) for p, c in files.items()}, foreign)
-        return update_tree(output, files, {}, owned)

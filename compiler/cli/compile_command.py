@@ -31,7 +31,7 @@ FOREIGN_SHOWN = 10  # foreign files named one by one in text output; the rest ar
 
 
 def run_compile(args: argparse.Namespace) -> int:
-    paths = args.paths or [Path("specs")]
+    paths = args.paths
     if args.ref is not None:
         working = find_project_file(paths, args.project)
         with check_at_ref(paths, args.project, args.environments, args.ref) as (checked, snap):

@@ -7,7 +7,6 @@ import contextlib
 import re
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 from compiler.bundle.layout import MANIFEST
 from compiler.cli.report import print_diagnostics
@@ -26,7 +25,7 @@ ALLOW_TRAILER = re.compile(r"^Modelops-Allow-Breaking:\s*(yes|true)\s*$", re.MUL
 
 @contextlib.contextmanager
 def _side(args: argparse.Namespace, ref: str | None) -> Iterator[Checked]:
-    paths = args.paths or [Path("specs")]
+    paths = args.paths
     if ref is None:
         yield check(paths, args.project, args.environments)
         return
@@ -52,7 +51,7 @@ def _acknowledged(args: argparse.Namespace) -> bool:
         return True
     from compiler.gitops.repo import open_repo
 
-    project_dir = find_project_file(args.paths or [Path("specs")], args.project).parent
+    project_dir = find_project_file(args.paths, args.project).parent
     repo = open_repo(project_dir)
     span = f"{args.base}..{args.head or 'HEAD'}"
     return any(

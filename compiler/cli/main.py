@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from compiler import __version__
+from compiler.cli.report import FORMATS
 from compiler.errors import UsageError
 
 EXIT_OK = 0
@@ -20,14 +21,19 @@ EXIT_INTERNAL = 3
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_paths(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths",
         nargs="*",
         type=Path,
+        default=[Path("specs")],  # argparse takes it when no path is given
         metavar="PATHS",
         help="spec files or directories (searched recursively); default: specs/",
     )
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_paths(parser)
     parser.add_argument(
         "--project",
         type=Path,
@@ -62,7 +68,7 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
-        choices=("text", "json", "github"),
+        choices=FORMATS,
         default="text",
         help="text for people, json for programs, github for workflow annotations",
     )
@@ -168,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gate results where an evaluation record was committed with it.",
     )
     history.add_argument("model", metavar="MODEL")
-    history.add_argument("paths", nargs="*", type=Path, metavar="PATHS", help="default: specs/")
+    _add_paths(history)
     history.add_argument("--project", type=Path, metavar="FILE")
     history.add_argument("--format", choices=("text", "json"), default="text")
     history.set_defaults(handler=_run_history)
@@ -241,15 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_paths(paths: list[Path]) -> list[Path]:
-    return paths or [Path("specs")]
-
-
 def _run_validate(args: argparse.Namespace) -> int:
     from compiler.cli.report import print_diagnostics
     from compiler.pipeline import check
 
-    checked = check(_default_paths(args.paths), args.project, args.environments)
+    checked = check(args.paths, args.project, args.environments)
     diagnostics = checked.diagnostics
     failed = not checked.ok or (args.strict and bool(diagnostics))
     files = checked.catalog.spec_files if checked.catalog else 0
@@ -297,7 +299,7 @@ def _run_apply(args: argparse.Namespace) -> int:
 def _run_history(args: argparse.Namespace) -> int:
     from compiler.gitops.history import history, render
 
-    sys.stdout.write(render(history(args.model, args.paths or [Path("specs")], args.project), args.format))
+    sys.stdout.write(render(history(args.model, args.paths, args.project), args.format))
     return EXIT_OK
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler.cli.report import print_diagnostics, use_color
@@ -25,7 +24,7 @@ def _targets(args: argparse.Namespace) -> list[Target]:
 
     if args.request_timeout <= 0:
         raise UsageError(f"--request-timeout must be more than 0 seconds, not {args.request_timeout:g}")
-    checked = check(args.paths or [Path("specs")], args.project, args.environments)
+    checked = check(args.paths, args.project, args.environments)
     if not checked.ok:
         print_diagnostics(checked.diagnostics, "text", stream=sys.stderr)
         raise UsageError("the specs do not compile; fix the errors above first")

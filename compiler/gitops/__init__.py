@@ -1,1 +1,1 @@
-"""Git access through GitPython: commit stamps now; compiling at a ref later."""
+"""Git access through GitPython: specs as they are at a ref, commit stamps, and model history."""

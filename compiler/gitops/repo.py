@@ -82,10 +82,6 @@ def snapshot(project_dir: Path, ref: str) -> Iterator[Snapshot]:
         yield Snapshot(ref, commit.hexsha, exported)
 
 
-def commits_touching(repo: git.Repo, path: str, max_count: int = 500) -> list[git.Commit]:
-    return list(repo.iter_commits(paths=path, max_count=max_count))
-
-
 def blob_at(commit: git.Commit, path: str) -> bytes | None:
     try:
         data: bytes = (commit.tree / path).data_stream.read()

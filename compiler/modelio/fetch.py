@@ -9,11 +9,14 @@ any byte is, and every read stops one byte past the limit.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import stat
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from compiler.modelio.limits import MAX_ARTIFACT_BYTES as MAX_ARTIFACT_BYTES  # runner imports it from here
 from compiler.modelio.limits import describe_size
@@ -27,9 +30,9 @@ def fetch(uri: str, base: Path, *, timeout: float = 60.0) -> bytes:
     if uri.startswith("https://"):
         return _https(uri, timeout)
     if uri.startswith("s3://"):
-        return _s3(uri)
+        return _from_bucket(uri, "boto3", "s3", _read_s3)
     if uri.startswith("gs://"):
-        return _gcs(uri)
+        return _from_bucket(uri, "google.cloud.storage", "gcs", _read_gcs)
     path = PVC_MOUNT_ROOT / uri.removeprefix("pvc://") if uri.startswith("pvc://") else base / uri
     try:
         with path.open("rb") as file:
@@ -70,55 +73,54 @@ def _within_limit(uri: str, data: bytes) -> bytes:
     return data
 
 
+def _refuse_stated(uri: str, size: int | None) -> None:
+    """Refuse, before reading a byte, an artifact whose stated size is over the limit."""
+    if size is not None and size > MAX_ARTIFACT_BYTES:
+        raise _too_large(uri, size)
+
+
 def _https(uri: str, timeout: float) -> bytes:
     try:
         with urllib.request.urlopen(uri, timeout=timeout) as response:
-            if response.length is not None and response.length > MAX_ARTIFACT_BYTES:
-                raise _too_large(uri, response.length)
+            _refuse_stated(uri, response.length)
             data: bytes = response.read(MAX_ARTIFACT_BYTES + 1)
     except (urllib.error.URLError, TimeoutError, OSError) as err:
         raise ArtifactError(f"cannot download {uri}: {err}") from err
     return _within_limit(uri, data)
 
 
-def _s3(uri: str) -> bytes:
+def _from_bucket(uri: str, module: str, extra: str, read: Callable[[Any, str, str, str], bytes]) -> bytes:
+    """`read(client module, uri, bucket, key)` from an object store whose client is an optional extra;
+    whatever the client raises names the URI."""
     try:
-        import boto3
+        client = importlib.import_module(module)
     except ImportError:
+        scheme = uri.partition("://")[0]
         raise ArtifactError(
-            f"{uri}: reading s3:// artifacts needs the optional extra: pip install 'modelops[s3]'"
+            f"{uri}: reading {scheme}:// artifacts needs the optional extra: pip install 'modelops[{extra}]'"
         ) from None
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, _, key = uri.partition("://")[2].partition("/")
     try:
-        response = boto3.client("s3").get_object(Bucket=bucket, Key=key)
-        if response["ContentLength"] > MAX_ARTIFACT_BYTES:
-            raise _too_large(uri, response["ContentLength"])
-        data: bytes = response["Body"].read(MAX_ARTIFACT_BYTES + 1)
+        data = read(client, uri, bucket, key)
     except ArtifactError:
         raise
-    except Exception as err:  # botocore raises many kinds
+    except Exception as err:  # the cloud clients raise many kinds
         raise ArtifactError(f"cannot download {uri}: {err}") from err
     return _within_limit(uri, data)
 
 
-def _gcs(uri: str) -> bytes:
-    try:
-        from google.cloud import storage
-    except ImportError:
-        raise ArtifactError(
-            f"{uri}: reading gs:// artifacts needs the optional extra: pip install 'modelops[gcs]'"
-        ) from None
-    bucket, _, key = uri.removeprefix("gs://").partition("/")
-    try:
-        blob = storage.Client().bucket(bucket).get_blob(key)
-        if blob is None:
-            raise ArtifactError(f"artifact {uri} not found")
-        if blob.size is not None and blob.size > MAX_ARTIFACT_BYTES:
-            raise _too_large(uri, blob.size)
-        # the generation read is the one whose size was checked
-        data: bytes = blob.download_as_bytes(if_generation_match=blob.generation)
-    except ArtifactError:
-        raise
-    except Exception as err:
-        raise ArtifactError(f"cannot download {uri}: {err}") from err
-    return _within_limit(uri, data)
+def _read_s3(boto3: Any, uri: str, bucket: str, key: str) -> bytes:
+    response = boto3.client("s3").get_object(Bucket=bucket, Key=key)
+    _refuse_stated(uri, response["ContentLength"])
+    data: bytes = response["Body"].read(MAX_ARTIFACT_BYTES + 1)
+    return data
+
+
+def _read_gcs(storage: Any, uri: str, bucket: str, key: str) -> bytes:
+    blob = storage.Client().bucket(bucket).get_blob(key)
+    if blob is None:
+        raise ArtifactError(f"artifact {uri} not found")
+    _refuse_stated(uri, blob.size)
+    # the generation read is the one whose size was checked
+    data: bytes = blob.download_as_bytes(if_generation_match=blob.generation)
+    return data

@@ -1,6 +1,6 @@
 """Typed model of a `kind: Model` spec (apiVersion modelops.dev/v1alpha1).
 
-Field names are the public contract (see DESIGN.md): add optional fields, never rename.
+Field names are the public contract: add optional fields, never rename.
 Every model forbids unknown fields so a typo is an error, not a silently ignored setting.
 """
 

@@ -11,8 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.bundle.serialize import to_json
 from compiler.resolve.resolved import ResolvedModel
+from compiler.serialize import to_json
 from compiler.serving.config import CONFIG_DIR, CONFIG_KEY
 from compiler.spec.types import Quantity
 from compiler.targets.kubernetes.labels import (
@@ -172,7 +172,6 @@ def deployment(model: ResolvedModel, stamp: Stamp, config_checksum: str) -> Obj:
             str(serving.port),
         ],
         "env": [
-            {"name": "MODELOPS_CACHE_DIR", "value": MODEL_CACHE_DIR},
             {"name": "TMPDIR", "value": "/tmp"},
         ],
         "ports": [
