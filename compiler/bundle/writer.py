@@ -438,15 +438,22 @@ def _manifest_last(item: tuple[str, bytes]) -> tuple[bool, str]:
     return (item[0] == MANIFEST, item[0])
 
 
-def _discard(parent: int, txn: Path, name: str) -> None:
-    """Remove a staging area that never committed, after making sure it is ours."""
+def _open_staging(parent: int, txn: Path, name: str) -> int | None:
+    """Open the staging area `name` in `parent` (shown as `txn`) without following a link;
+    None when there is none."""
     mode = _lstat(parent, name)
     if mode is None:
-        return
+        return None
     if not stat.S_ISDIR(mode):
         raise UsageError(f"{txn} is {_kind(mode)}, where modelops stages its writes; remove it")
-    fd = _open_dir(parent, name, txn.parent, name)
-    assert fd is not None
+    return _open_dir(parent, name, txn.parent, name)
+
+
+def _discard(parent: int, txn: Path, name: str) -> None:
+    """Remove a staging area that never committed, after making sure it is ours."""
+    fd = _open_staging(parent, txn, name)
+    if fd is None:
+        return
     try:
         strange = _names(fd) - {STAGED, JOURNAL, JOURNAL + ".tmp"}
     finally:
@@ -461,13 +468,9 @@ def _discard(parent: int, txn: Path, name: str) -> None:
 def _finish(out: Output, parent: int, txn: Path, name: str) -> None:
     """Finish a committed transaction (idempotent) and remove the staging area; discard one
     that never committed. `parent` holds the staging area `name` (shown as `txn`)."""
-    mode = _lstat(parent, name)
-    if mode is None:
+    fd = _open_staging(parent, txn, name)
+    if fd is None:
         return
-    if not stat.S_ISDIR(mode):
-        raise UsageError(f"{txn} is {_kind(mode)}, where modelops stages its writes; remove it")
-    fd = _open_dir(parent, name, txn.parent, name)
-    assert fd is not None
     try:
         journal = _read_journal(fd, txn)
         if journal is not None:
