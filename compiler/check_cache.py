@@ -22,7 +22,7 @@ from compiler import __version__
 from compiler.compile import CompileInput, ModelEntry, entries_of
 from compiler.diagnostics import Diagnostic, DiagnosticError, Severity, unique_sorted
 from compiler.pipeline import Checked
-from compiler.resolve.resolver import resolve_catalog
+from compiler.resolve.resolver import build_models, merge_catalog
 from compiler.spec.catalog import (
     Catalog,
     LoadedSpec,
@@ -33,6 +33,7 @@ from compiler.spec.catalog import (
     root_relative,
     scan_spec_files,
 )
+from compiler.spec.check_merged import check_merged
 from compiler.spec.project import Project
 from compiler.spec.records import EVALUATIONS_DIR, load_records
 from compiler.spec.yamlsource import load_bytes
@@ -176,11 +177,13 @@ def quick_check(
     catalog = Catalog(root, project_path, project, project_document, changed, spec_files)
     if changed:
         catalog.evaluations = load_records(root)
-    resolution = resolve_catalog(catalog)
-    if any(d.is_error for d in resolution.diagnostics):
+    passed, found = check_merged(project, merge_catalog(catalog))
+    resolution = build_models(catalog, passed)
+    found += resolution.diagnostics
+    if any(d.is_error for d in found):
         return None
     changed_entries = entries_of(resolution.models)  # ready to render
-    fresh = record(Checked(catalog, resolution.models, resolution.diagnostics), changed_entries)
+    fresh = record(Checked(catalog, resolution.models, found), changed_entries)
     entries = [entry for cached_spec in hits.values() for entry in cached_spec.models] + changed_entries
     if len({entry.key for entry in entries}) != len(entries):
         return None  # a duplicate model: the full check says where

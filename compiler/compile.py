@@ -28,7 +28,7 @@ from compiler.bundle.writer import digest, read_manifest, read_tree, split_owned
 from compiler.diagnostics import Diagnostic
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.project import Project
-from compiler.targets.kubernetes.labels import Stamp
+from compiler.stamp import Stamp
 
 
 @dataclass(frozen=True)

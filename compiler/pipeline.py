@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler.diagnostics import Diagnostic, unique_sorted
-from compiler.errors import UsageError
+from compiler.errors import ProjectError
 from compiler.resolve.resolved import ResolvedModel
-from compiler.resolve.resolver import resolve_catalog
+from compiler.resolve.resolver import build_models, merge_catalog
 from compiler.spec.catalog import Catalog, load_catalog
+from compiler.spec.check_merged import check_merged
 
 if TYPE_CHECKING:
     from compiler.gitops.repo import Snapshot
@@ -38,11 +39,12 @@ def check(paths: list[Path], project: Path | None = None, environments: list[str
         declared = [env.name for env in catalog.project.environments]
         unknown = [env for env in environments if env not in declared]
         if unknown:
-            raise UsageError(
+            raise ProjectError(
                 f"unknown environment {', '.join(unknown)}; the project declares {', '.join(declared)}"
             )
-    resolution = resolve_catalog(catalog, environments)
-    return Checked(catalog, resolution.models, unique_sorted(diagnostics + resolution.diagnostics))
+    passed, problems = check_merged(catalog.project, merge_catalog(catalog, environments))
+    resolution = build_models(catalog, passed)
+    return Checked(catalog, resolution.models, unique_sorted(diagnostics + problems + resolution.diagnostics))
 
 
 @contextlib.contextmanager
@@ -67,7 +69,7 @@ def _moved(path: Path, project_dir: Path, root: Path) -> Path:
     try:
         return root / absolute.relative_to(project_dir.parent)
     except ValueError:
-        raise UsageError(f"{path} is not inside the project ({project_dir.parent})") from None
+        raise ProjectError(f"{path} is not inside the project ({project_dir.parent})") from None
 
 
 def _renamed(diagnostic: Diagnostic, root: Path, ref: str) -> Diagnostic:

@@ -30,7 +30,7 @@ from compiler.pipeline import check
 from compiler.spec.model import ModelSpec
 from compiler.spec.project import Project
 from compiler.spec.types import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
-from compiler.targets.kubernetes.labels import Stamp
+from compiler.stamp import Stamp
 from tests.conftest import REPO, SPECS
 
 SPEC_FILES = ("credit-default.yaml", "loan-risk-score.yaml")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from compiler.bundle.layout import _application_set
 from compiler.spec.project import GitOps, Project
+from compiler.targets.gitops import application_set
 from tests.conftest import SPECS, Result
 
 TEMPLATE_ACTION = re.compile(r"\{\{.*?\}\}")
@@ -194,7 +194,7 @@ def test_project_text_in_the_application_set_stays_literal(tmp_path: Path) -> No
     hostile = GitOps.model_construct(
         repoURL=f"https://example.com/{HOSTILE}.git", revision=HOSTILE, argocdProject=HOSTILE
     )
-    appset = _application_set(project.model_copy(update={"gitops": hostile}), "production")
+    appset = application_set(project.model_copy(update={"gitops": hostile}), "production")
     template = appset["spec"]["template"]
     strings = _strings(template)
     for text in strings:

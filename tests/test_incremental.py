@@ -257,7 +257,7 @@ def test_manifest_lists_every_file(cli: Callable[..., Result], project: Path) ->
 def test_diff_head_reuses_the_base_and_gets_the_same_bytes(project: Path) -> None:
     from compiler.compile import render_beside, render_models
     from compiler.pipeline import check
-    from compiler.targets.kubernetes.labels import Stamp
+    from compiler.stamp import Stamp
 
     base = check([project / "specs"])
     assert base.catalog is not None

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from compiler.diagnostics import Diagnostic, DiagnosticError
 from compiler.pipeline import check
-from compiler.resolve.resolver import resolve_one
+from compiler.resolve.resolver import merge_spec
 from compiler.spec.catalog import LoadedSpec, parse_project, parse_spec
+from compiler.spec.check_merged import check_environment
 from compiler.spec.yamlsource import load_bytes
 from tests.conftest import SPECS
 
@@ -52,7 +53,8 @@ def run_pipeline(raw: bytes) -> list[Diagnostic]:
         return problems
     found: list[Diagnostic] = []
     for env in CATALOG.project.environments:
-        _, diagnostics = resolve_one(CATALOG, LoadedSpec(document, spec, "prop.yaml"), env)
+        merged = merge_spec(CATALOG, LoadedSpec(document, spec, "prop.yaml"), env)
+        _, diagnostics = check_environment(CATALOG.project, merged)
         found += diagnostics
     return found
 

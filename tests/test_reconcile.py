@@ -417,7 +417,7 @@ def test_apply_sends_exactly_the_objects_compile_writes() -> None:
     from compiler.compile import render_models
     from compiler.pipeline import check
     from compiler.reconcile.objects import rendered_objects
-    from compiler.targets.kubernetes.labels import Stamp
+    from compiler.stamp import Stamp
 
     checked = check([REPO / "specs"])
     assert checked.catalog is not None

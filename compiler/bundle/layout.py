@@ -21,15 +21,15 @@ from typing import Any
 from compiler.bundle.bundle import Bundle
 from compiler.resolve.resolved import ResolvedModel
 from compiler.serialize import to_json, to_yaml
-from compiler.spec.project import GitOps, Project
+from compiler.spec.project import Project
+from compiler.stamp import Stamp
 from compiler.targets.docs.model_card import model_card
+from compiler.targets.gitops import application_set, flux_kustomization
 from compiler.targets.grafana.dashboards import model_dashboard, overview_dashboard
 from compiler.targets.grafana.objects import dashboard_config_map, overview_config_map
 from compiler.targets.kubernetes import namespace_object, render_model
-from compiler.targets.kubernetes.labels import Stamp
 from compiler.targets.links import model_dashboard_uid, overview_dashboard_uid
 from compiler.targets.prometheus.objects import prometheus_rule
-from compiler.targets.prometheus.promql import go_template_literal
 from compiler.targets.prometheus.rules import alerts_of, rule_file, rule_groups
 from compiler.targets.prometheus.unittests import unit_tests
 
@@ -197,10 +197,10 @@ def build_bundle(
             env_files += _overview(bundle, environment, env_config.namespace, model_count, project, names)
         bundle.add(f"{environment}/{KUSTOMIZATION}", _kustomization(env_files))
         bundle.add(
-            f"argocd/applicationset-{environment}.yaml", to_yaml(_application_set(project, environment))
+            f"argocd/applicationset-{environment}.yaml", to_yaml(application_set(project, environment))
         )
         bundle.add(
-            f"flux/kustomization-{environment}.yaml", to_yaml(_flux_kustomization(project, environment))
+            f"flux/kustomization-{environment}.yaml", to_yaml(flux_kustomization(project, environment))
         )
     return bundle
 
@@ -221,89 +221,6 @@ def _overview(
     path = f"{namespace}/overview-dashboard-configmap.yaml"
     bundle.add(f"{environment}/{path}", to_yaml(configmap))
     return [path]
-
-
-def _application_set(project: Project, environment: str) -> dict[str, Any]:
-    """One Argo CD Application per model directory: fast, isolated syncs.
-
-    With goTemplate, Argo CD renders every string of `template` as a Go template: the project's
-    text goes in as a literal (validation already refuses braces in those fields; this holds
-    whatever a field may one day accept). The generator's fields are not templates.
-    """
-    gitops: GitOps = project.gitops
-    base = gitops.path
-    depth = len(base.split("/")) if base else 0
-    namespace_segment = f"{{{{ index .path.segments {depth + 1} }}}}"
-    literal = go_template_literal
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "ApplicationSet",
-        "metadata": {
-            "name": f"{project.metadata.name}-{environment}",
-            "namespace": gitops.argocdNamespace,
-            "labels": {
-                "app.kubernetes.io/managed-by": "modelops",
-                "app.kubernetes.io/part-of": project.metadata.name,
-            },
-        },
-        "spec": {
-            "goTemplate": True,
-            "goTemplateOptions": ["missingkey=error"],
-            "generators": [
-                {
-                    "git": {
-                        "repoURL": gitops.repoURL,
-                        "revision": gitops.revision,
-                        "directories": [{"path": "/".join(p for p in (base, environment, "*", "*") if p)}],
-                    }
-                }
-            ],
-            "template": {
-                "metadata": {"name": f"{literal(environment)}-{{{{ .path.basename }}}}"},
-                "spec": {
-                    "project": literal(gitops.argocdProject),
-                    "source": {
-                        "repoURL": literal(gitops.repoURL),
-                        "targetRevision": literal(gitops.revision),
-                        "path": "{{ .path.path }}",
-                    },
-                    "destination": {
-                        "server": "https://kubernetes.default.svc",
-                        "namespace": namespace_segment,
-                    },
-                    "syncPolicy": {
-                        "automated": {"prune": True, "selfHeal": True},
-                        "syncOptions": ["CreateNamespace=true", "ServerSideApply=true"],
-                    },
-                },
-            },
-        },
-    }
-
-
-def _flux_kustomization(project: Project, environment: str) -> dict[str, Any]:
-    gitops = project.gitops
-    base = gitops.path
-    return {
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-        "kind": "Kustomization",
-        "metadata": {
-            "name": f"{project.metadata.name}-{environment}",
-            "namespace": gitops.fluxNamespace,
-            "labels": {
-                "app.kubernetes.io/managed-by": "modelops",
-                "app.kubernetes.io/part-of": project.metadata.name,
-            },
-        },
-        "spec": {
-            "interval": "5m",
-            "path": "./" + "/".join(p for p in (base, environment) if p),
-            "prune": True,
-            "wait": True,
-            "timeout": "5m",
-            "sourceRef": {"kind": "GitRepository", "name": gitops.fluxSource},
-        },
-    }
 
 
 def with_manifest(

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.bundle.layout import MANIFEST
-from compiler.errors import UsageError
+from compiler.errors import OutputError
 
 TXN = ".modelops-txn"  # the staging area, inside the output directory
 JOURNAL = "journal.json"
@@ -83,24 +83,24 @@ def _kind(mode: int) -> str:
     return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
 
 
-def _refusal(out: Path, relative: str, mode: int) -> UsageError:
+def _refusal(out: Path, relative: str, mode: int) -> OutputError:
     """Why modelops will not use `relative`: a link or special file, or something in the way."""
     where = out / relative
     if stat.S_ISLNK(mode):
-        return UsageError(
+        return OutputError(
             f"{where} is a symbolic link: modelops never follows a link inside its output "
             "(only --out itself may be one); replace it with a real directory or file, or remove it"
         )
     if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-        return UsageError(
+        return OutputError(
             f"{where} is {_kind(mode)}: an output directory holds only directories and regular "
             "files; remove it"
         )
     return in_the_way(out, relative, _kind(mode))
 
 
-def in_the_way(out: Path, relative: str, kind: str = "a file") -> UsageError:
-    return UsageError(
+def in_the_way(out: Path, relative: str, kind: str = "a file") -> OutputError:
+    return OutputError(
         f"{out / relative} is in the way: modelops needs that path, and {kind} that modelops did "
         f"not write (it is not in {MANIFEST}) is there; move it away and compile again"
     )
@@ -130,11 +130,13 @@ def check_target(out: Path, project: Path, spec_dirs: Iterable[Path]) -> None:
     project, its specs or the home directory, or one inside the specs."""
     target = resolved(out)
     if target == Path(target.anchor):
-        raise UsageError(f"--out {out} is the filesystem root; give modelops a directory of its own")
+        raise OutputError(f"--out {out} is the filesystem root; give modelops a directory of its own")
     if target.exists() and not target.is_dir():
-        raise UsageError(f"{out} exists and is not a directory")
+        raise OutputError(f"{out} exists and is not a directory")
     if not target.parent.is_dir():
-        raise UsageError(f"--out {out}: its parent directory {target.parent} does not exist; create it first")
+        raise OutputError(
+            f"--out {out}: its parent directory {target.parent} does not exist; create it first"
+        )
     protected = [("the project", project)]
     protected += [("the specs directory", directory) for directory in spec_dirs]
     with contextlib.suppress(RuntimeError):  # no home directory to protect
@@ -143,12 +145,12 @@ def check_target(out: Path, project: Path, spec_dirs: Iterable[Path]) -> None:
         held = resolved(directory)
         if target == held or target in held.parents:
             where = "is" if target == held else "holds"
-            raise UsageError(
+            raise OutputError(
                 f"--out {out} {where} {name} ({held}); give modelops a directory of its own, "
                 f"such as {resolved(project) / 'generated'}"
             )
         if name == "the specs directory" and held in target.parents:
-            raise UsageError(
+            raise OutputError(
                 f"--out {out} is inside the specs directory {held}, where what compile writes "
                 "would be read as specs; choose a directory outside it"
             )
@@ -231,7 +233,7 @@ def _open_root(out: Path) -> int | None:
     except FileNotFoundError:
         return None
     except NotADirectoryError:
-        raise UsageError(f"{out} exists and is not a directory") from None
+        raise OutputError(f"{out} exists and is not a directory") from None
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
@@ -249,7 +251,7 @@ def read_tree(root: Path) -> dict[str, bytes]:
 
 def _read_directory(fd: int, prefix: str, root: Path, files: dict[str, bytes]) -> None:
     if prefix.count("/") > MAX_DEPTH:
-        raise UsageError(f"{root / prefix} is nested too deep for an output of modelops")
+        raise OutputError(f"{root / prefix} is nested too deep for an output of modelops")
     with os.scandir(fd) as scan:
         entries = sorted(scan, key=lambda e: e.name)
     for entry in entries:
@@ -336,23 +338,23 @@ def locked(out: Path) -> Iterator[Output]:
     try:
         target.mkdir(exist_ok=True)
     except FileNotFoundError:
-        raise UsageError(f"cannot create {out}: its parent directory does not exist") from None
+        raise OutputError(f"cannot create {out}: its parent directory does not exist") from None
     except FileExistsError:
-        raise UsageError(f"{out} exists and is not a directory") from None
+        raise OutputError(f"{out} exists and is not a directory") from None
     fd = _open_root(out)
     if fd is None:
-        raise UsageError(f"{out} was removed while modelops was opening it")
+        raise OutputError(f"{out} was removed while modelops was opening it")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(f"another modelops compile is writing {out}; try again when it ends") from None
+            raise OutputError(f"another modelops compile is writing {out}; try again when it ends") from None
         output = Output(out, fd)
         try:
             _finish_legacy(output)
             _finish(output, fd, out / TXN, TXN)
         except OSError as err:
-            raise UsageError(
+            raise OutputError(
                 f"cannot finish the interrupted update of {out} ({err.strerror or err}); fix the "
                 "cause and run modelops compile again"
             ) from err
@@ -364,7 +366,7 @@ def locked(out: Path) -> Iterator[Output]:
 def ensure_ours(out: Output) -> None:
     names = _names(out.fd)
     if names - {TXN} and MANIFEST not in names:
-        raise UsageError(
+        raise OutputError(
             f"refusing to replace {out.path}: it is not empty and was not written by modelops "
             f"(no {MANIFEST}); choose another --out or empty it first"
         )
@@ -373,7 +375,7 @@ def ensure_ours(out: Output) -> None:
 def _inside(out: Path, relative: object) -> str:
     parts = relative.split("/") if isinstance(relative, str) else []
     if not parts or len(parts) > MAX_DEPTH or parts[0] == TXN or {"", ".", ".."} & set(parts):
-        raise UsageError(f"refusing a journal entry outside {out}: {relative!r}")
+        raise OutputError(f"refusing a journal entry outside {out}: {relative!r}")
     return "/".join(parts)
 
 
@@ -445,7 +447,7 @@ def _open_staging(parent: int, txn: Path, name: str) -> int | None:
     if mode is None:
         return None
     if not stat.S_ISDIR(mode):
-        raise UsageError(f"{txn} is {_kind(mode)}, where modelops stages its writes; remove it")
+        raise OutputError(f"{txn} is {_kind(mode)}, where modelops stages its writes; remove it")
     return _open_dir(parent, name, txn.parent, name)
 
 
@@ -459,7 +461,7 @@ def _discard(parent: int, txn: Path, name: str) -> None:
     finally:
         os.close(fd)
     if strange:
-        raise UsageError(
+        raise OutputError(
             f"{txn} holds {sorted(strange)[0]!r}, which modelops did not stage there; move it away"
         )
     shutil.rmtree(name, dir_fd=parent)
@@ -502,19 +504,19 @@ def _read_journal(txn_fd: int, txn: Path) -> tuple[list[tuple[str, str]], list[s
         raw = _read_file(txn_fd, JOURNAL, txn, JOURNAL)
     except FileNotFoundError:
         return None
-    except UsageError as err:  # a link or FIFO in its place
-        raise UsageError(f"the journal of an interrupted compile is damaged: {err}") from err
+    except OutputError as err:  # a link or FIFO in its place
+        raise OutputError(f"the journal of an interrupted compile is damaged: {err}") from err
     try:
         journal = json.loads(raw)
         writes = [(str(relative), str(number)) for relative, number in journal["writes"]]
         removes = [str(relative) for relative in journal["removes"]]
     except (ValueError, KeyError, TypeError) as err:
-        raise UsageError(
+        raise OutputError(
             f"the journal of an interrupted compile, {txn / JOURNAL}, is damaged ({err}); remove "
             f"{txn} and run `modelops compile --full`"
         ) from err
     if any(not number.isdigit() for _, number in writes):
-        raise UsageError(f"the journal of an interrupted compile, {txn / JOURNAL}, is damaged")
+        raise OutputError(f"the journal of an interrupted compile, {txn / JOURNAL}, is damaged")
     return writes, removes
 
 
@@ -552,7 +554,7 @@ def _place(out: Output, staged: int, number: str, dir_fd: int, name: str, relati
     if source is None:
         return  # renamed into place before the interruption
     if not stat.S_ISREG(source):
-        raise UsageError(
+        raise OutputError(
             f"the staged file {number} of an interrupted compile is {_kind(source)}; refusing it"
         )
     target = _lstat(dir_fd, name)
@@ -591,7 +593,7 @@ def apply_changes(
     try:
         _finish(out, out.fd, out.path / TXN, TXN)
     except OSError as err:
-        raise UsageError(
+        raise OutputError(
             f"updating {out.path} stopped half-way ({err.strerror or err}); the rest is recorded in "
             f"{out.path / TXN}: fix the cause and run modelops compile again to finish it"
         ) from err

@@ -17,7 +17,7 @@ from compiler.review.compare import compare_trees
 from compiler.review.render import DiffReport, as_json, as_markdown, as_text
 from compiler.review.summary import breaking_changes, summarise
 from compiler.spec.catalog import find_project_file
-from compiler.targets.kubernetes.labels import Stamp
+from compiler.stamp import Stamp
 
 EXIT_SAME, EXIT_CHANGED, EXIT_ERROR, EXIT_BREAKING = 0, 1, 2, 4
 ALLOW_TRAILER = re.compile(r"^Modelops-Allow-Breaking:\s*(yes|true)\s*$", re.MULTILINE | re.IGNORECASE)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from compiler import __version__
 from compiler.cli.report import FORMATS
-from compiler.errors import UsageError
+from compiler.errors import ModelopsError, UsageError
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.set_threshold(*BATCH_GC_THRESHOLD)
     try:
         return handler(args)
-    except UsageError as err:
+    except ModelopsError as err:  # the library's typed refusals, the CLI's own usage errors
         print(f"modelops: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from compiler.pipeline import Checked
 from compiler.reconcile.inventory import ApplySet
 from compiler.reconcile.objects import Desired, rendered_objects
-from compiler.targets.kubernetes.labels import Stamp
+from compiler.stamp import Stamp
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from compiler.reconcile.order import apply_group
 from compiler.resolve.resolved import ResolvedModel
 from compiler.serialize import to_json
 from compiler.spec.project import Project
+from compiler.stamp import Stamp
 from compiler.targets.grafana.dashboards import overview_dashboard
 from compiler.targets.grafana.objects import overview_config_map
 from compiler.targets.kubernetes import namespace_object
-from compiler.targets.kubernetes.labels import Stamp
 from compiler.targets.links import overview_dashboard_uid
 
 MODEL_LABEL = "app.kubernetes.io/name"

@@ -1,20 +1,21 @@
-"""Resolve every spec for every environment into the immutable IR, checking as it goes."""
+"""Resolve every spec for every environment into the immutable IR, in two halves around the check.
+
+`merge_catalog` layers each spec over the project's defaults with its environment overlay on top;
+the caller checks the merged specs (`compiler.spec.check_merged`); `build_models` turns the ones
+that passed into ResolvedModels, one per (model, environment), refusing duplicates.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import ValidationError
 
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.resolve.merge import Layer, merge_layers
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.catalog import Catalog, LoadedSpec
-from compiler.spec.checks import check_model
-from compiler.spec.errors import diagnostics_from
-from compiler.spec.model import ModelSpec
-from compiler.spec.policies import check_policies
+from compiler.spec.check_merged import CheckedSpec, MergedSpec
 from compiler.spec.project import EnvironmentConfig, Project
 from compiler.spec.yamlsource import PositionMap, SourceDocument
 
@@ -27,34 +28,17 @@ class Resolution:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
-def resolve_catalog(catalog: Catalog, environments: list[str] | None = None) -> Resolution:
-    """Resolve all specs for the chosen environments (all when None)."""
-    result = Resolution()
+def merge_catalog(catalog: Catalog, environments: list[str] | None = None) -> Iterator[MergedSpec]:
+    """Every spec merged for each chosen environment (all when None), one at a time."""
     chosen = [env for env in catalog.project.environments if environments is None or env.name in environments]
-    owners: dict[tuple[str, str, str], LoadedSpec] = {}
     for loaded in catalog.specs:
         for env in chosen:
-            resolved, problems = resolve_one(catalog, loaded, env)
-            result.diagnostics.extend(problems)
-            if resolved is None:
-                continue
-            key = resolved.key
-            if key in owners:
-                first = owners[key]
-                result.diagnostics.append(
-                    Diagnostic.at(
-                        loaded.document.at(("metadata", "name")),
-                        f"model {resolved.name!r} is already defined in {first.document.file} "
-                        f"(line {first.document.at(('metadata', 'name')).line}); model names must be "
-                        f"unique per namespace ({resolved.namespace} in {resolved.environment})",
-                        code="duplicate-model",
-                    )
-                )
-                continue
-            owners[key] = loaded
-            result.models.append(resolved)
-    result.models.sort(key=lambda m: m.key)
-    return result
+            yield merge_spec(catalog, loaded, env)
+
+
+def merge_spec(catalog: Catalog, loaded: LoadedSpec, env: EnvironmentConfig) -> MergedSpec:
+    data, positions = merged_spec_data(catalog.project, catalog.project_document, loaded.document, env.name)
+    return MergedSpec(loaded, env, data, positions)
 
 
 def merged_spec_data(
@@ -83,32 +67,42 @@ def merged_spec_data(
     return merged, positions
 
 
-def resolve_one(
-    catalog: Catalog, loaded: LoadedSpec, env: EnvironmentConfig
-) -> tuple[ResolvedModel | None, list[Diagnostic]]:
-    document = loaded.document
-    project = catalog.project
-    data, positions = merged_spec_data(project, catalog.project_document, document, env.name)
-    try:
-        spec = ModelSpec.model_validate(data)
-    except ValidationError as err:
-        return None, diagnostics_from(err, ModelSpec, positions, document.file)
-    problems = check_model(spec, positions, document.file)
-    image = spec.spec.serving.image
-    problems += check_policies(project.policies, env.name, spec, image, positions, document.file)
-    if image is None:
-        problems.append(
-            Diagnostic.at(
-                document.at(("spec", "serving")),
-                f"no runtime image for environment {env.name}: set spec.serving.image, or "
-                "defaults.serving.image in the project file",
-                code="image",
+def build_models(catalog: Catalog, checked: Iterable[CheckedSpec]) -> Resolution:
+    """The IR of every checked spec, sorted; a second model of the same name in the same
+    namespace and environment is an error pointing at the first."""
+    result = Resolution()
+    owners: dict[tuple[str, str, str], LoadedSpec] = {}
+    for one in checked:
+        loaded = one.loaded
+        resolved, problems = build_model(catalog, one)
+        result.diagnostics.extend(problems)
+        key = resolved.key
+        if key in owners:
+            first = owners[key]
+            result.diagnostics.append(
+                Diagnostic.at(
+                    loaded.document.at(("metadata", "name")),
+                    f"model {resolved.name!r} is already defined in {first.document.file} "
+                    f"(line {first.document.at(('metadata', 'name')).line}); model names must be "
+                    f"unique per namespace ({resolved.namespace} in {resolved.environment})",
+                    code="duplicate-model",
+                )
             )
-        )
-    if any(p.is_error for p in problems) or image is None:
-        return None, problems
-    metadata = spec.metadata
-    body = spec.spec
+            continue
+        owners[key] = loaded
+        result.models.append(resolved)
+    result.models.sort(key=lambda m: m.key)
+    return result
+
+
+def build_model(catalog: Catalog, checked: CheckedSpec) -> tuple[ResolvedModel, list[Diagnostic]]:
+    """One ResolvedModel, with the matching evaluation record (a warning when it is stale)."""
+    document = checked.loaded.document
+    project = catalog.project
+    env = checked.environment
+    metadata = checked.spec.metadata
+    body = checked.spec.spec
+    problems: list[Diagnostic] = []
     record = catalog.evaluations.get((metadata.name, body.model.version.text))
     if record is not None and body.model.sha256 is not None and record.artifact_sha256 != body.model.sha256:
         problems.append(
@@ -131,11 +125,11 @@ def resolve_one(
         team=metadata.team,
         description=metadata.description,
         labels=dict(metadata.labels),
-        source=loaded.source,
+        source=checked.loaded.source,
         model=body.model,
         evaluation=body.evaluation,
         serving=body.serving,
-        image=image,
+        image=checked.image,
         monitoring=body.monitoring,
         grafana=project.defaults.grafana,
         evaluated=record,

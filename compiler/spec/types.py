@@ -140,8 +140,40 @@ _DURATION_FULL = re.compile(
 )
 
 
+class _OrderedByAmount:
+    """Orders values of one class by what they measure, not by how they are written.
+
+    Each operator is spelled out: functools.total_ordering would derive <= from the dataclass
+    ==, which compares the text too, and so find 57w1d neither < nor == 400d (or 1Gi and 1024Mi).
+    """
+
+    @property
+    def amount(self) -> Decimal | int:
+        raise NotImplementedError
+
+    def __lt__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.amount < other.amount
+
+    def __le__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.amount <= other.amount
+
+    def __gt__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.amount > other.amount
+
+    def __ge__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.amount >= other.amount
+
+
 @dataclass(frozen=True)
-class Duration(_ParsedString):
+class Duration(_OrderedByAmount, _ParsedString):
     """A Prometheus-style duration: `250ms`, `5m`, `28d`, `1h30m`."""
 
     text: str
@@ -187,27 +219,9 @@ class Duration(_ParsedString):
     def seconds(self) -> float:
         return self.milliseconds / 1000
 
-    # Ordered by length, each operator spelled out: total_ordering would derive <= from the
-    # dataclass ==, which compares the text too, and so find 57w1d neither < nor == 400d.
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Duration):
-            return NotImplemented
-        return self.milliseconds < other.milliseconds
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, Duration):
-            return NotImplemented
-        return self.milliseconds <= other.milliseconds
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Duration):
-            return NotImplemented
-        return self.milliseconds > other.milliseconds
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Duration):
-            return NotImplemented
-        return self.milliseconds >= other.milliseconds
+    @property
+    def amount(self) -> int:
+        return self.milliseconds
 
 
 _QUANTITY = re.compile(
@@ -229,7 +243,7 @@ _DECIMAL = {
 
 
 @dataclass(frozen=True)
-class Quantity(_ParsedString):
+class Quantity(_OrderedByAmount, _ParsedString):
     """A Kubernetes resource quantity: `250m`, `1.5`, `512Mi`, `1G`."""
 
     text: str
@@ -275,27 +289,9 @@ class Quantity(_ParsedString):
             )
         return cls(text, amount)
 
-    # Each operator spelled out, as for Duration: total_ordering would derive <= from the
-    # dataclass ==, which compares the text too, and so find 1Gi neither < nor == 1024Mi.
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Quantity):
-            return NotImplemented
-        return self.value < other.value
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, Quantity):
-            return NotImplemented
-        return self.value <= other.value
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Quantity):
-            return NotImplemented
-        return self.value > other.value
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Quantity):
-            return NotImplemented
-        return self.value >= other.value
+    @property
+    def amount(self) -> Decimal:
+        return self.value
 
 
 # The tightest SLO objective: nine nines. Above it the error ratios an SLI must tell apart

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from compiler.resolve.resolved import ResolvedModel
-from compiler.targets.kubernetes.labels import MANAGED_BY, Stamp, object_metadata
+from compiler.stamp import Stamp
+from compiler.targets.kubernetes.labels import MANAGED_BY, object_metadata
 
 SIDECAR_LABEL = "grafana_dashboard"
 FOLDER_ANNOTATION = "grafana_folder"

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from compiler.resolve.resolved import ResolvedModel
+from compiler.stamp import Stamp
 
 MANAGED_BY = "modelops"
 GROUP = "modelops.dev"
 SOURCE_ANNOTATION = f"{GROUP}/source"
 COMMIT_ANNOTATION = f"{GROUP}/commit"
 CONFIG_CHECKSUM_ANNOTATION = f"{GROUP}/config-checksum"
-
-
-@dataclass(frozen=True)
-class Stamp:
-    """Where the output came from; `commit` is None when stamping is off or outside Git."""
-
-    commit: str | None = None
 
 
 def label_value(text: str) -> str:

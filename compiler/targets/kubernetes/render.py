@@ -15,9 +15,9 @@ from compiler.resolve.resolved import ResolvedModel
 from compiler.serialize import to_json
 from compiler.serving.config import CONFIG_DIR, CONFIG_KEY
 from compiler.spec.types import Quantity
+from compiler.stamp import Stamp
 from compiler.targets.kubernetes.labels import (
     CONFIG_CHECKSUM_ANNOTATION,
-    Stamp,
     common_labels,
     object_metadata,
     selector_labels,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from compiler.resolve.resolved import ResolvedModel
-from compiler.targets.kubernetes.labels import Stamp, object_metadata
+from compiler.stamp import Stamp
+from compiler.targets.kubernetes.labels import object_metadata
 from compiler.targets.prometheus.rules import RuleGroup
 
 
