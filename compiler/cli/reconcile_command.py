@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from compiler.cli.report import print_diagnostics, use_color
 from compiler.errors import UsageError
-from compiler.pipeline import check
 
 if TYPE_CHECKING:  # imported when used: --help and validate stay fast
     from compiler.reconcile.environments import Target
@@ -20,15 +19,16 @@ EXIT_APPLIED, EXIT_APPLY_FAILED = 0, 1
 
 
 def _targets(args: argparse.Namespace) -> list[Target]:
-    from compiler.reconcile.environments import targets
+    from compiler import api
 
     if args.request_timeout <= 0:
         raise UsageError(f"--request-timeout must be more than 0 seconds, not {args.request_timeout:g}")
-    checked = check(args.paths, args.project, args.environments)
-    if not checked.ok:
-        print_diagnostics(checked.diagnostics, "text", stream=sys.stderr)
-        raise UsageError("the specs do not compile; fix the errors above first")
-    return targets(checked, args.environments, args.context)
+    options = api.Options(paths=tuple(args.paths), project=args.project, environments=args.environments)
+    try:
+        return api.targets(options, args.context)
+    except api.CheckFailed as failed:
+        print_diagnostics(failed.diagnostics, "text", stream=sys.stderr)
+        raise UsageError("the specs do not compile; fix the errors above first") from None
 
 
 def _stopped(lines: list[str], error: ReconcileError, code: int) -> int:
@@ -40,9 +40,9 @@ def _stopped(lines: list[str], error: ReconcileError, code: int) -> int:
 
 
 def run_cluster_diff(args: argparse.Namespace) -> int:
+    from compiler import api
     from compiler.reconcile.changeset import Action
     from compiler.reconcile.client import connect
-    from compiler.reconcile.diff import plan
     from compiler.reconcile.errors import ReconcileError
     from compiler.reconcile.report import diff_json, diff_text
 
@@ -50,7 +50,7 @@ def run_cluster_diff(args: argparse.Namespace) -> int:
     for target in _targets(args):
         try:
             cluster = connect(target.context, args.kubeconfig, args.request_timeout)
-            results.append((target.environment, plan(cluster, target.objects, target.applysets)))
+            results.append((target.environment, api.plan(cluster, target)))
         except ReconcileError as error:
             return _stopped([f"modelops: error: {target.environment}: {error}"], error, EXIT_ERROR)
     lines = [diff_json(results)] if args.format == "json" else diff_text(results, use_color(sys.stdout))
@@ -60,9 +60,9 @@ def run_cluster_diff(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    from compiler.reconcile.apply import ApplyOptions, apply_all
+    from compiler import api
+    from compiler.reconcile.apply import ApplyOptions
     from compiler.reconcile.client import connect
-    from compiler.reconcile.diff import plan
     from compiler.reconcile.errors import ReconcileError, Stage
     from compiler.reconcile.report import done_lines, dry_run_lines, error_lines, stage_line
     from compiler.reconcile.wait import wait_for_rollout
@@ -80,11 +80,11 @@ def run_apply(args: argparse.Namespace) -> int:
         try:
             cluster = connect(target.context, args.kubeconfig, args.request_timeout)
             progress(Stage.PLAN, len(target.objects))
-            changes = plan(cluster, target.objects, target.applysets, force_conflicts=args.force_conflicts)
+            changes = api.plan(cluster, target, force_conflicts=args.force_conflicts)
             if args.dry_run:
                 print("\n".join(dry_run_lines(env, changes, args.prune)))
                 continue
-            report = apply_all(cluster, changes, target.applysets, options, progress)
+            report = api.apply(cluster, target, changes, options, progress)
             print("\n".join(done_lines(env, report.done, len(report.unchanged))), flush=True)
             if args.wait:
                 progress(Stage.WAIT, sum(d.ref.kind == "Deployment" for d in target.objects))
