@@ -264,7 +264,8 @@ def test_many_large_bodies_at_once_are_read_a_few_at_a_time(tmp_path: Path) -> N
         peak = vm(runtime, "VmHWM") - ready
     assert codes == [400] * 16
     assert holding < 6 * limit, f"{holding / MiB:.0f} MiB held for bodies of {limit / MiB:.0f} MiB"
-    assert peak < 8 * limit, f"peak {peak / MiB:.0f} MiB above the ready size"
+    bound = MEMORY_BODY_LIMITS * limit + MEMORY_MORE  # the stated bound; allocators and load vary
+    assert peak < bound, f"peak {peak / MiB:.0f} MiB above the ready size (bound {bound / MiB:.0f} MiB)"
 
 
 def test_a_thousand_malformed_requests_give_no_5xx_in_bounded_memory(tmp_path: Path) -> None:
