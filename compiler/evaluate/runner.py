@@ -10,8 +10,9 @@ from compiler.diagnostics import Diagnostic, Position
 from compiler.evaluate.dataset import MAX_DATASET_BYTES, DatasetError, read_holdout
 from compiler.evaluate.project_files import read_inside
 from compiler.evaluate.scoring import drift_baseline, score
-from compiler.modelio.fetch import MAX_ARTIFACT_BYTES, fetch, verify
+from compiler.modelio.fetch import fetch, verify
 from compiler.modelio.fits import check_fits_spec
+from compiler.modelio.limits import MAX_ARTIFACT_BYTES
 from compiler.modelio.skops_files import ArtifactError, load_model
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.catalog import Catalog

@@ -18,8 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from compiler.modelio.limits import MAX_ARTIFACT_BYTES as MAX_ARTIFACT_BYTES  # runner imports it from here
-from compiler.modelio.limits import describe_size
+from compiler.modelio.limits import MAX_ARTIFACT_BYTES, describe_size
 from compiler.modelio.skops_files import ArtifactError, ArtifactLimitError
 
 PVC_MOUNT_ROOT = Path("/mnt/pvc")
