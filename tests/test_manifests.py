@@ -181,10 +181,12 @@ def test_replica_dependent_objects() -> None:
         _by_model("HorizontalPodAutoscaler"),
         _by_model("PodDisruptionBudget"),
     )
-    # credit-default staging: min 1, autoscaling -> HPA, no PDB, no spread, no fixed replicas
+    # credit-default staging: min 1, autoscaling -> HPA, no spread, no fixed replicas; a PDB that
+    # lets a drain evict its one pod (maxUnavailable 1) but still tells the cluster the budget
     staging = deployments[("credit-default", "staging")]
     assert "replicas" not in staging["spec"]
-    assert ("credit-default", "staging") in hpas and ("credit-default", "staging") not in pdbs
+    assert ("credit-default", "staging") in hpas
+    assert pdbs[("credit-default", "staging")]["spec"]["maxUnavailable"] == 1
     assert "topologySpreadConstraints" not in staging["spec"]["template"]["spec"]
     # production: min 3 -> PDB and spread across zones and nodes
     production = deployments[("credit-default", "production")]
@@ -199,12 +201,15 @@ def test_replica_dependent_objects() -> None:
     assert ("loan-risk-score", "staging") not in hpas
 
 
-def test_network_policy_admits_only_serving_and_metrics_ports() -> None:
+def test_network_policy_names_a_source_for_every_port_it_opens() -> None:
+    """No ingress rule without `from`: a rule without sources would admit every pod in the cluster."""
     for _, policy in of_kind("NetworkPolicy"):
-        assert policy["spec"]["policyTypes"] == ["Ingress"]
-        (rule,) = policy["spec"]["ingress"]
-        assert "from" not in rule
-        assert sorted(p["port"] for p in rule["ports"]) == [8080, 9090]
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        ports = set()
+        for rule in policy["spec"]["ingress"]:
+            assert rule["from"], rule
+            ports |= {p["port"] for p in rule["ports"]}
+        assert ports == {8080, 9090}
 
 
 RECOMMENDED = (
@@ -257,8 +262,9 @@ def test_runtime_config_carries_what_the_runtime_needs() -> None:
 
 def test_sync_tool_entry_points() -> None:
     appset = yaml.safe_load((GENERATED / "argocd/applicationset-production.yaml").read_text())
-    (generator,) = appset["spec"]["generators"]
-    assert generator["git"]["directories"] == [{"path": "generated/production/*/*"}]
+    namespaces, models = appset["spec"]["generators"]
+    assert namespaces["git"]["directories"] == [{"path": "generated/production/*"}]
+    assert models["git"]["directories"] == [{"path": "generated/production/*/*"}]
     assert appset["spec"]["template"]["spec"]["source"]["path"] == "{{ .path.path }}"
     assert appset["spec"]["template"]["spec"]["destination"]["namespace"] == "{{ index .path.segments 2 }}"
     flux = yaml.safe_load((GENERATED / "flux/kustomization-production.yaml").read_text())

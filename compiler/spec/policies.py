@@ -5,6 +5,7 @@ from __future__ import annotations
 from compiler.diagnostics import Diagnostic, Position, Severity
 from compiler.spec.model import ModelSpec
 from compiler.spec.project import Policy
+from compiler.spec.types import image_digest
 from compiler.spec.yamlsource import PathKey, PositionMap
 
 
@@ -64,6 +65,14 @@ def _violations(policy: Policy, spec: ModelSpec, image: str | None) -> list[tupl
                     f"image {image!r} is not from an allowed registry ({', '.join(allowed)})",
                 )
             )
+    if need.imageDigest and image is not None and image_digest(image) is None:
+        found.append(
+            (
+                ("spec", "serving", "image"),
+                f"image {image!r} is a movable tag; pin it by digest as image@sha256:<64 hex> "
+                "(in spec.serving.image, or defaults.serving.image in the project file)",
+            )
+        )
     return found
 
 

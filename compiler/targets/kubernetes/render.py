@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from compiler.resolve.resolved import ResolvedModel
 from compiler.serialize import to_json
@@ -31,6 +33,9 @@ HEALTH_LIVE = "/v2/health/live"
 HEALTH_READY = "/v2/health/ready"
 MODEL_CACHE_DIR = "/var/lib/modelops"
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+# Container logs count against the pod's ephemeral storage: the kubelet keeps 5 files of 10Mi
+# by default. The root filesystem is read-only, so the container writes nothing else.
+LOG_ALLOWANCE = Quantity.parse("64Mi")
 
 
 @dataclass(frozen=True)
@@ -59,49 +64,71 @@ def namespace_object(name: str, project: str) -> Obj:
     }
 
 
-def service_account(model: ResolvedModel, stamp: Stamp) -> Obj:
+def _model_object(
+    model: ResolvedModel, stamp: Stamp, api_version: str, kind: str, body: Obj, name: str | None = None
+) -> Obj:
+    """An object of the model: its type, its metadata (name, labels, stamp), then its body."""
     return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": object_metadata(model, model.name, stamp),
-        "automountServiceAccountToken": False,
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": object_metadata(model, model.name if name is None else name, stamp),
+        **body,
     }
+
+
+def service_account(model: ResolvedModel, stamp: Stamp) -> Obj:
+    return _model_object(model, stamp, "v1", "ServiceAccount", {"automountServiceAccountToken": False})
 
 
 def config_map(model: ResolvedModel, stamp: Stamp) -> Obj:
     memory_limit = int(Quantity.parse(_resources(model)["limits"]["memory"]).value)
     config = to_json(runtime_config_for(model, memory_limit).model_dump(mode="json")).decode()
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": object_metadata(model, f"{model.name}-config", stamp),
-        "data": {CONFIG_KEY: config},
-    }
+    return _model_object(
+        model, stamp, "v1", "ConfigMap", {"data": {CONFIG_KEY: config}}, name=f"{model.name}-config"
+    )
 
 
 def _resources(model: ResolvedModel) -> Obj:
     spec = model.serving.resources
     requests: dict[str, str] = dict(DEFAULT_REQUESTS)
     limits: dict[str, str] = {}
-    for name, quantity in (
-        ("cpu", spec.requests.cpu),
-        ("memory", spec.requests.memory),
-        ("ephemeral-storage", spec.requests.ephemeral_storage),
+    for name, request, limit in (
+        ("cpu", spec.requests.cpu, spec.limits.cpu),
+        ("memory", spec.requests.memory, spec.limits.memory),
+        ("ephemeral-storage", spec.requests.ephemeral_storage, spec.limits.ephemeral_storage),
     ):
-        if quantity is not None:
-            requests[name] = quantity.text
-    for name, limit in (
-        ("cpu", spec.limits.cpu),
-        ("memory", spec.limits.memory),
-        ("ephemeral-storage", spec.limits.ephemeral_storage),
-    ):
+        if request is not None:
+            requests[name] = request.text
         if limit is not None:
             limits[name] = limit.text
     # Without a memory limit one leaking pod can starve its node: default it to the request.
     limits.setdefault("memory", requests["memory"])
-    if Quantity.parse(limits["memory"]) < Quantity.parse(requests["memory"]):
-        requests["memory"] = limits["memory"]
+    # The scratch volumes live on the node's disk: reserve what they may hold, and cap it, so
+    # the scheduler never overcommits a node into disk-pressure evictions.
+    requests.setdefault("ephemeral-storage", ephemeral_storage(model))
+    limits.setdefault(
+        "ephemeral-storage",
+        max(Quantity.parse(requests["ephemeral-storage"]), Quantity.parse(ephemeral_storage(model))).text,
+    )
+    for name in ("memory", "ephemeral-storage"):
+        if Quantity.parse(limits[name]) < Quantity.parse(requests[name]):
+            requests[name] = limits[name]
     return {"requests": requests, "limits": limits}
+
+
+def ephemeral_storage(model: ResolvedModel) -> str:
+    """What the pod may write to the node's disk: both emptyDir volumes at their size limits
+    plus the container's logs."""
+    storage = model.serving.storage
+    return quantity_text(storage.modelCache.value + storage.tmp.value + LOG_ALLOWANCE.value)
+
+
+def quantity_text(amount: Decimal) -> str:
+    """A byte count as a Kubernetes quantity, in the largest binary unit that divides it."""
+    for suffix, size in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if amount % size == 0:
+            return f"{int(amount // size)}{suffix}"
+    return str(int(amount.to_integral_value(rounding=ROUND_CEILING)))
 
 
 def _container_security() -> Obj:
@@ -145,8 +172,8 @@ def deployment(model: ResolvedModel, stamp: Stamp, config_checksum: str) -> Obj:
     serving = model.serving
     volumes: list[Obj] = [
         {"name": "config", "configMap": {"name": f"{model.name}-config"}},
-        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-        {"name": "model-cache", "emptyDir": {"sizeLimit": "2Gi"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": serving.storage.tmp.text}},
+        {"name": "model-cache", "emptyDir": {"sizeLimit": serving.storage.modelCache.text}},
     ]
     mounts: list[Obj] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
@@ -220,107 +247,140 @@ def deployment(model: ResolvedModel, stamp: Stamp, config_checksum: str) -> Obj:
         spec["replicas"] = serving.replicas.min  # with an HPA, the HPA owns the replica count
     if serving.replicas.min >= 2:
         spec["template"]["spec"]["topologySpreadConstraints"] = _spread(model)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": object_metadata(model, model.name, stamp),
-        "spec": spec,
-    }
+    return _model_object(model, stamp, "apps/v1", "Deployment", {"spec": spec})
 
 
 def service(model: ResolvedModel, stamp: Stamp) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": object_metadata(model, model.name, stamp),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(model),
-            "ports": [
-                {"name": "http", "port": model.serving.port, "targetPort": "http", "protocol": "TCP"},
-                {
-                    "name": "metrics",
-                    "port": model.serving.metricsPort,
-                    "targetPort": "metrics",
-                    "protocol": "TCP",
-                },
-            ],
-        },
+    spec: Obj = {
+        "type": "ClusterIP",
+        "selector": selector_labels(model),
+        "ports": [
+            {"name": "http", "port": model.serving.port, "targetPort": "http", "protocol": "TCP"},
+            {
+                "name": "metrics",
+                "port": model.serving.metricsPort,
+                "targetPort": "metrics",
+                "protocol": "TCP",
+            },
+        ],
     }
+    return _model_object(model, stamp, "v1", "Service", {"spec": spec})
 
 
 def horizontal_pod_autoscaler(model: ResolvedModel, stamp: Stamp) -> Obj | None:
     autoscaling = model.serving.autoscaling
     if autoscaling is None:
         return None
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": object_metadata(model, model.name, stamp),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": model.name},
-            "minReplicas": model.serving.replicas.min,
-            "maxReplicas": model.serving.replicas.max,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": autoscaling.cpu},
-                    },
-                }
-            ],
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
-        },
+    spec: Obj = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": model.name},
+        "minReplicas": model.serving.replicas.min,
+        "maxReplicas": model.serving.replicas.max,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": autoscaling.cpu},
+                },
+            }
+        ],
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
     }
+    return _model_object(model, stamp, "autoscaling/v2", "HorizontalPodAutoscaler", {"spec": spec})
 
 
-def pod_disruption_budget(model: ResolvedModel, stamp: Stamp) -> Obj | None:
-    if model.serving.replicas.min < 2:
-        return None  # a PDB on a single replica would block node drains forever
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": object_metadata(model, model.name, stamp),
-        "spec": {
-            "maxUnavailable": 1,
-            "selector": {"matchLabels": selector_labels(model)},
-            "unhealthyPodEvictionPolicy": "AlwaysAllow",
-        },
+def pod_disruption_budget(model: ResolvedModel, stamp: Stamp) -> Obj:
+    """At most one pod down by voluntary disruption; with one replica, a drain may still evict it."""
+    spec: Obj = {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": selector_labels(model)},
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
     }
+    return _model_object(model, stamp, "policy/v1", "PodDisruptionBudget", {"spec": spec})
+
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+DNS_PORT = 53
+HTTPS_PORT = 443
+
+
+def _namespace_peer(name: str) -> Obj:
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: name}}}
+
+
+def _tcp(port: int) -> Obj:
+    return {"port": port, "protocol": "TCP"}
+
+
+def artifact_fetch_port(model: ResolvedModel) -> int | None:
+    """The TCP port fetching the artifact connects to: 443 for buckets and https:// (or the
+    URI's own port); None when the artifact is a mounted claim or ships in the image."""
+    uri = model.model.uri
+    if uri.scheme in ("s3", "gs"):
+        return HTTPS_PORT
+    if uri.scheme == "https":
+        return urlsplit(uri.text).port or HTTPS_PORT
+    return None
+
+
+def _ingress(model: ResolvedModel) -> list[Obj]:
+    network = model.serving.network
+    serving_from: list[Obj] = [{"podSelector": {}}] if network.sameNamespace else []
+    others = sorted(set(network.ingressNamespaces) - ({model.namespace} if network.sameNamespace else set()))
+    serving_from += [_namespace_peer(name) for name in others]
+    metrics_from = [_namespace_peer(name) for name in sorted(set(network.monitoringNamespaces))]
+    rules = []
+    for peers, port in ((serving_from, model.serving.port), (metrics_from, model.serving.metricsPort)):
+        if peers:  # a rule without `from` would admit every source: no peers, no rule
+            rules.append({"from": peers, "ports": [_tcp(port)]})
+    return rules
+
+
+def _egress(model: ResolvedModel) -> list[Obj]:
+    network = model.serving.network
+    rules: list[Obj] = []
+    if network.dns:
+        rules.append(
+            {
+                "to": [_namespace_peer(network.dnsNamespace)],
+                "ports": [{"port": DNS_PORT, "protocol": "UDP"}, _tcp(DNS_PORT)],
+            }
+        )
+    port = artifact_fetch_port(model) if network.artifactEgress else None
+    if port is not None:
+        # Buckets and HTTPS hosts have no fixed addresses (and may sit behind a private endpoint):
+        # the port is the bound.
+        rules.append({"ports": [_tcp(port)]})
+    for extra in network.egress:
+        peer = (
+            _namespace_peer(extra.namespace)
+            if extra.namespace is not None
+            else {"ipBlock": {"cidr": extra.cidr}}
+        )
+        rules.append({"to": [peer], "ports": [{"port": p, "protocol": extra.protocol} for p in extra.ports]})
+    return rules
 
 
 def network_policy(model: ResolvedModel, stamp: Stamp) -> Obj:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": object_metadata(model, model.name, stamp),
-        "spec": {
-            "podSelector": {"matchLabels": selector_labels(model)},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "ports": [
-                        {"port": model.serving.port, "protocol": "TCP"},
-                        {"port": model.serving.metricsPort, "protocol": "TCP"},
-                    ]
-                }
-            ],
-        },
+    """Default deny both ways, then: the serving port from the model's namespace and the named
+    ingress namespaces, the metrics port from the monitoring namespaces, egress to DNS and to
+    what the artifact fetch needs."""
+    spec: Obj = {
+        "podSelector": {"matchLabels": selector_labels(model)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": _ingress(model),
+        "egress": _egress(model),
     }
+    return _model_object(model, stamp, "networking.k8s.io/v1", "NetworkPolicy", {"spec": spec})
 
 
 def service_monitor(model: ResolvedModel, stamp: Stamp) -> Obj:
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": object_metadata(model, model.name, stamp),
-        "spec": {
-            "selector": {"matchLabels": selector_labels(model)},
-            "namespaceSelector": {"matchNames": [model.namespace]},
-            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}],
-        },
+    spec: Obj = {
+        "selector": {"matchLabels": selector_labels(model)},
+        "namespaceSelector": {"matchNames": [model.namespace]},
+        "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}],
     }
+    return _model_object(model, stamp, "monitoring.coreos.com/v1", "ServiceMonitor", {"spec": spec})
 
 
 def render_model(model: ResolvedModel, stamp: Stamp) -> list[RenderedObject]:

@@ -9,11 +9,13 @@ from compiler.serving.config import (
     RuntimeDrift,
     RuntimeFeature,
     RuntimeFeatureBaseline,
+    RuntimeFeedback,
     RuntimeMetrics,
     RuntimeModel,
     RuntimeServer,
     max_body_bytes,
 )
+from compiler.spec.records import FeatureBaseline
 
 
 def runtime_config_for(model: ResolvedModel, memory_limit_bytes: int) -> RuntimeConfig:
@@ -44,6 +46,10 @@ def runtime_config_for(model: ResolvedModel, memory_limit_bytes: int) -> Runtime
         ),
         metrics=RuntimeMetrics(latencyBuckets=list(latency_buckets(threshold))),
         drift=_drift(model),
+        feedback=RuntimeFeedback(
+            maxEntries=model.monitoring.feedback.maxEntries,
+            ttlSeconds=model.monitoring.feedback.ttl.milliseconds / 1000,
+        ),
     )
 
 
@@ -54,10 +60,12 @@ def _drift(model: ResolvedModel) -> RuntimeDrift | None:
     if record is None or not names or any(name not in record.baseline for name in names):
         return None
     return RuntimeDrift(
-        baseline={
-            name: RuntimeFeatureBaseline(
-                edges=record.baseline[name].edges, proportions=record.baseline[name].proportions
-            )
-            for name in names
-        }
+        baseline={name: _baseline(record.baseline[name]) for name in names},
+        predictions=_baseline(record.predictions) if record.predictions is not None else None,
+    )
+
+
+def _baseline(baseline: FeatureBaseline) -> RuntimeFeatureBaseline:
+    return RuntimeFeatureBaseline(
+        edges=baseline.edges, proportions=baseline.proportions, categories=baseline.categories
     )
