@@ -110,9 +110,10 @@ def test_valid_gitops_fields_reach_argo_cd_and_flux(project: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     appset = yaml.safe_load((project / "generated/argocd/applicationset-production.yaml").read_text())
     assert appset["metadata"]["namespace"] == "argo"
-    (generator,) = appset["spec"]["generators"]
-    assert generator["git"]["repoURL"] == "git@github.com:acme/modelops.git"
-    assert generator["git"]["directories"] == [{"path": "deploy/generated/production/*/*"}]
+    namespaces, models = appset["spec"]["generators"]
+    assert namespaces["git"]["directories"] == [{"path": "deploy/generated/production/*"}]
+    assert models["git"]["repoURL"] == "git@github.com:acme/modelops.git"
+    assert models["git"]["directories"] == [{"path": "deploy/generated/production/*/*"}]
     spec = appset["spec"]["template"]["spec"]
     assert spec["project"] == "ml-platform"
     assert spec["source"]["targetRevision"] == "refs/heads/release/1.0"
@@ -123,11 +124,12 @@ def test_valid_gitops_fields_reach_argo_cd_and_flux(project: Path) -> None:
     assert flux["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "acme.modelops"}
 
 
-def _strings(node: Any) -> list[str]:
+def template_strings(node: Any) -> list[str]:
+    """Every string in a template, in document order: what Argo CD renders one by one."""
     if isinstance(node, dict):
-        return [s for value in node.values() for s in _strings(value)]
+        return [s for value in node.values() for s in template_strings(value)]
     if isinstance(node, list):
-        return [s for value in node for s in _strings(value)]
+        return [s for value in node for s in template_strings(value)]
     return [node] if isinstance(node, str) else []
 
 
@@ -196,7 +198,7 @@ def test_project_text_in_the_application_set_stays_literal(tmp_path: Path) -> No
     )
     appset = application_set(project.model_copy(update={"gitops": hostile}), "production")
     template = appset["spec"]["template"]
-    strings = _strings(template)
+    strings = template_strings(template)
     for text in strings:
         assert set(TEMPLATE_ACTION.findall(text)) <= OUR_ACTIONS | {"{{ index .path.segments 2 }}"}, text
     directory = "generated/production/ml-production/credit-default"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from compiler.spec.model import Evaluation, ModelArtifact, Monitoring, Serving
-from compiler.spec.project import GrafanaDefaults
+from compiler.spec.project import EnvironmentAlerts, GrafanaDefaults
 from compiler.spec.records import EvaluationRecord
 
 
@@ -32,6 +32,7 @@ class ResolvedModel(BaseModel):
     image: str
     monitoring: Monitoring
     grafana: GrafanaDefaults
+    alerting: EnvironmentAlerts = EnvironmentAlerts()  # the environment's severity mapping
     evaluated: EvaluationRecord | None = None  # the matching record from `modelops evaluate`
 
     @property

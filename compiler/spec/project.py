@@ -7,15 +7,47 @@ under every spec, and policies that specs must meet per environment.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from compiler.spec.model import SpecModel
-from compiler.spec.types import DnsLabel
+from compiler.spec.types import DnsLabel, PrometheusLabelName
 
 PROJECT_FILE = "modelops.yaml"
+
+
+# The `severity` label of generated alerts: critical pages, warning opens a ticket.
+AlertSeverity = Literal["critical", "warning", "info"]
+# Labels modelops sets on every alert itself: an environment cannot drop them.
+MODELOPS_ALERT_LABELS = frozenset({"severity", "team", "model", "namespace", "environment", "slo"})
+
+
+class EnvironmentAlerts(SpecModel):
+    """How the alerts compiled for one environment are labelled, for Alertmanager's routing."""
+
+    severity: dict[Literal["critical", "warning"], AlertSeverity] = Field(
+        default_factory=dict,
+        description="Severity replacements in this environment: {critical: warning} makes pages tickets",
+    )
+    dropLabels: list[PrometheusLabelName] = Field(
+        default_factory=list,
+        description="Specs' alerts.labels left off in this environment, e.g. [pager]",
+    )
+
+    @field_validator("dropLabels")
+    @classmethod
+    def _droppable(cls, value: list[str]) -> list[str]:
+        if reserved := sorted(MODELOPS_ALERT_LABELS.intersection(value)):
+            raise PydanticCustomError(
+                "alert_label",
+                "{labels} set by modelops on every alert, cannot be dropped (only specs' alerts.labels)",
+                {"labels": ", ".join(reserved) + (" is" if len(reserved) == 1 else " are")},
+            )
+        return value
 
 
 class EnvironmentConfig(SpecModel):
@@ -23,6 +55,7 @@ class EnvironmentConfig(SpecModel):
     namespace: DnsLabel
     context: str | None = Field(default=None, description="kubeconfig context for diff/apply")
     createNamespace: bool = Field(default=False, description="Emit a Namespace object")
+    alerts: EnvironmentAlerts = Field(default_factory=EnvironmentAlerts)
 
 
 class GrafanaDefaults(SpecModel):
@@ -47,6 +80,9 @@ class PolicyRequirements(SpecModel):
     sha256Pin: bool = False
     memoryLimit: bool = False
     imageRegistries: list[str] | None = Field(default=None, min_length=1)
+    imageDigest: bool = Field(
+        default=False, description="The runtime image is pinned by digest (image@sha256:...), not a tag"
+    )
 
 
 class Policy(SpecModel):
@@ -83,24 +119,67 @@ REPO_PATH_PATTERN = rf"^({_PATH_SEGMENT}(/{_PATH_SEGMENT})*)?$"
 URL_MAX, REVISION_MAX, PATH_MAX, OBJECT_NAME_MAX = 2048, 255, 1024, 253
 
 
-def _checked(value: str, pattern: str, max_length: int, what: str, example: str, *, also: bool = True) -> str:
-    """`value` if it matches `pattern` (and `also` holds), else an error saying what is expected."""
-    if not also or len(value) > max_length or re.fullmatch(pattern, value) is None:
-        raise PydanticCustomError(
-            "gitops_field",
-            "{value} is not {what}, such as {example} (at most {limit} characters)",
-            {"value": repr(value), "what": what, "limit": max_length, "example": example},
+@dataclass(frozen=True)
+class _Named:
+    """What a gitops field names: one rule, checked by the validator and stated in the schema."""
+
+    pattern: str
+    max_length: int
+    what: str
+    example: str
+    also: Callable[[str], bool] = lambda _: True  # what the pattern cannot say
+
+    def field(self, default: str, description: str) -> Any:
+        """A string field whose JSON Schema states the rule (for editors)."""
+        return Field(
+            default=default,
+            description=description,
+            json_schema_extra={"pattern": self.pattern, "maxLength": self.max_length},
         )
-    return value
+
+    def checked(self, value: str) -> str:
+        """`value` if it follows the rule, else an error saying what is expected."""
+        if not self.also(value) or len(value) > self.max_length or re.fullmatch(self.pattern, value) is None:
+            raise PydanticCustomError(
+                "gitops_field",
+                "{value} is not {what}, such as {example} (at most {limit} characters)",
+                {"value": repr(value), "what": self.what, "limit": self.max_length, "example": self.example},
+            )
+        return value
 
 
-def _text(default: str, description: str, pattern: str, max_length: int) -> Any:
-    """A string field whose JSON Schema states the rule its validator enforces (for editors)."""
-    return Field(
-        default=default,
-        description=description,
-        json_schema_extra={"pattern": pattern, "maxLength": max_length},
-    )
+def _git_ref_rules(value: str) -> bool:
+    """git check-ref-format's rules that the pattern leaves out."""
+    return ".." not in value and not value.endswith(".") and ".lock/" not in f"{value}/"
+
+
+_REPO_URL = _Named(
+    REPO_URL_PATTERN,
+    URL_MAX,
+    "a Git URL (https://, http://, ssh://, git://, or scp-like user@host:path)",
+    "https://github.com/acme/modelops.git",
+)
+_REVISION = _Named(REVISION_PATTERN, REVISION_MAX, "a Git branch, tag or commit", "main", _git_ref_rules)
+_REPO_PATH = _Named(
+    REPO_PATH_PATTERN,
+    PATH_MAX,
+    "a directory relative to the repository root (names of letters, digits, '.', '_' and "
+    "'-' joined by '/'; no leading or trailing '/', no hidden names or '..')",
+    "generated",
+)
+_OBJECT_NAME = _Named(
+    DNS_SUBDOMAIN_PATTERN,
+    OBJECT_NAME_MAX,
+    "a Kubernetes object name (a DNS-1123 subdomain: lowercase letters, digits, '-' and '.')",
+    "modelops",
+)
+_NAMED_FIELDS = {
+    "repoURL": _REPO_URL,
+    "revision": _REVISION,
+    "path": _REPO_PATH,
+    "fluxSource": _OBJECT_NAME,
+    "argocdProject": _OBJECT_NAME,
+}
 
 
 class GitOps(SpecModel):
@@ -110,66 +189,21 @@ class GitOps(SpecModel):
     is checked as what it names there: nothing else can be smuggled into those objects.
     """
 
-    repoURL: str = _text(
+    repoURL: str = _REPO_URL.field(
         "https://github.com/example/modelops.git",
         "Git URL (https://, http://, ssh://, git://) or scp-like git@host:path",
-        REPO_URL_PATTERN,
-        URL_MAX,
     )
-    revision: str = _text("main", "Branch, tag or commit that Argo CD syncs", REVISION_PATTERN, REVISION_MAX)
-    path: str = _text(
-        "generated", "Directory of the generated tree in the repository", REPO_PATH_PATTERN, PATH_MAX
-    )
-    fluxSource: str = _text(
-        "modelops", "Name of the Flux GitRepository", DNS_SUBDOMAIN_PATTERN, OBJECT_NAME_MAX
-    )
-    argocdProject: str = _text(
-        "default", "Argo CD AppProject of the Applications", DNS_SUBDOMAIN_PATTERN, OBJECT_NAME_MAX
-    )
+    revision: str = _REVISION.field("main", "Branch, tag or commit that Argo CD syncs")
+    path: str = _REPO_PATH.field("generated", "Directory of the generated tree in the repository")
+    fluxSource: str = _OBJECT_NAME.field("modelops", "Name of the Flux GitRepository")
+    argocdProject: str = _OBJECT_NAME.field("default", "Argo CD AppProject of the Applications")
     argocdNamespace: DnsLabel = Field(default="argocd", description="Namespace of the ApplicationSets")
     fluxNamespace: DnsLabel = Field(default="flux-system", description="Namespace of the Flux Kustomizations")
 
-    @field_validator("repoURL")
+    @field_validator(*_NAMED_FIELDS)
     @classmethod
-    def _repo_url(cls, value: str) -> str:
-        return _checked(
-            value,
-            REPO_URL_PATTERN,
-            URL_MAX,
-            "a Git URL (https://, http://, ssh://, git://, or scp-like user@host:path)",
-            "https://github.com/acme/modelops.git",
-        )
-
-    @field_validator("revision")
-    @classmethod
-    def _revision(cls, value: str) -> str:
-        git_rules = ".." not in value and not value.endswith(".") and ".lock/" not in f"{value}/"
-        return _checked(
-            value, REVISION_PATTERN, REVISION_MAX, "a Git branch, tag or commit", "main", also=git_rules
-        )
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        return _checked(
-            value,
-            REPO_PATH_PATTERN,
-            PATH_MAX,
-            "a directory relative to the repository root (names of letters, digits, '.', '_' and "
-            "'-' joined by '/'; no leading or trailing '/', no hidden names or '..')",
-            "generated",
-        )
-
-    @field_validator("fluxSource", "argocdProject")
-    @classmethod
-    def _object_name(cls, value: str) -> str:
-        return _checked(
-            value,
-            DNS_SUBDOMAIN_PATTERN,
-            OBJECT_NAME_MAX,
-            "a Kubernetes object name (a DNS-1123 subdomain: lowercase letters, digits, '-' and '.')",
-            "modelops",
-        )
+    def _named(cls, value: str, info: ValidationInfo) -> str:
+        return _NAMED_FIELDS[str(info.field_name)].checked(value)
 
 
 class ProjectMetadata(SpecModel):

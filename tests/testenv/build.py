@@ -20,6 +20,7 @@ CONTROLLER_TOOLS = "0.19.0"
 PROMETHEUS_OPERATOR = "0.87.0"
 ARGO_CD = "3.5.7"
 KUSTOMIZE_CONTROLLER = "1.9.6"  # Flux's; 1.10 needs Go 1.27
+KUBE_SCORE = "1.20.0"
 
 
 def cache_dir() -> Path:
@@ -52,19 +53,18 @@ def _module(workdir: Path, name: str, imports: list[str], extra: str = "") -> No
     (workdir / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{lines}\n)\n")
 
 
-def _assets(name: str) -> Path | None:
+def _built(name: str, target: Path) -> Path | None:
+    """The binary from KUBEBUILDER_ASSETS, else the one built into `target` before; None: build it."""
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets and (Path(assets) / name).is_file():
         return Path(assets) / name
-    return None
+    return target if target.is_file() else None
 
 
 def kube_apiserver() -> Path:
-    if (found := _assets("kube-apiserver")) is not None:
-        return found
     target = cache_dir() / f"kubernetes-{KUBERNETES}" / "kube-apiserver"
-    if target.is_file():
-        return target
+    if (found := _built("kube-apiserver", target)) is not None:
+        return found
     work = cache_dir() / "src" / f"kube-apiserver-{KUBERNETES}"
     _module(work, "kubeapiserver", ["k8s.io/kubernetes/cmd/kube-apiserver"])
     info = json.loads(_run([_go(), "mod", "download", "-json", f"k8s.io/kubernetes@v{KUBERNETES}"], work))
@@ -86,11 +86,9 @@ def kube_apiserver() -> Path:
 
 
 def etcd() -> Path:
-    if (found := _assets("etcd")) is not None:
-        return found
     target = cache_dir() / f"etcd-{ETCD}" / "etcd"
-    if target.is_file():
-        return target
+    if (found := _built("etcd", target)) is not None:
+        return found
     work = cache_dir() / "src" / f"etcd-{ETCD}"
     _module(work, "etcd", ["go.etcd.io/etcd/server/v3"])
     _run([_go(), "get", f"go.etcd.io/etcd/server/v3@v{ETCD}"], work)
@@ -158,10 +156,25 @@ def sync_tool_crds() -> list[Path]:
     ]
 
 
+def kube_score() -> Path:
+    """kube-score, the static checker of Kubernetes objects, built from the Go module proxy."""
+    target = cache_dir() / f"kube-score-{KUBE_SCORE}" / "kube-score"
+    if target.is_file():
+        return target
+    work = cache_dir() / "src" / f"kube-score-{KUBE_SCORE}"
+    command = "github.com/zegl/kube-score/cmd/kube-score"
+    _module(work, "kubescore", [command])
+    _run([_go(), "get", f"github.com/zegl/kube-score@v{KUBE_SCORE}"], work)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _run([_go(), "build", "-o", str(target), command], work)
+    return target
+
+
 def build_all() -> dict[str, Path | list[Path]]:
     return {
         "kube-apiserver": kube_apiserver(),
         "etcd": etcd(),
         "crds": prometheus_operator_crds(),
         "sync-tool-crds": sync_tool_crds(),
+        "kube-score": kube_score(),
     }
