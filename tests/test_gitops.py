@@ -13,31 +13,42 @@ import yaml
 
 from compiler.bundle.writer import read_tree
 from tests.conftest import REPO, Result
+from tests.git_workspace import GitWorkspace
 
 ALICE = git.Actor("Alice Example", "alice@example.com")
 BOB = git.Actor("Bob Example", "bob@example.com")
 
 
-class History:
+class History(GitWorkspace):
     """A repository whose commits tell a model's story; tags name each step."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.repo = git.Repo.init(root, initial_branch="main")
-        self.repo.config_writer().set_value("user", "name", "Test").release()
-        self.repo.config_writer().set_value("user", "email", "test@example.com").release()
-
-    def edit(self, path: str, old: str, new: str) -> None:
-        target = self.root / path
-        text = target.read_text()
-        assert old in text, (path, old)
-        target.write_text(text.replace(old, new, 1))
-
     def commit(self, tag: str, message: str, author: git.Actor = ALICE) -> str:
-        self.repo.git.add(A=True)
-        commit = self.repo.index.commit(message, author=author, committer=author)
+        sha = self.save(message, author)
         self.repo.create_tag(tag)
-        return commit.hexsha
+        return sha
+
+
+# The story's steps that edit one spec: (tag, commit message, spec, text, replacement).
+EDITS = [
+    ("replicas", "More production replicas", "credit-default.yaml", "{min: 3, max: 20}", "{min: 4, max: 20}"),
+    (
+        "labels",
+        "Route loan alerts",
+        "loan-risk-score.yaml",
+        "    alerts:\n",
+        "    alerts:\n      labels: {pager: loans}\n",
+    ),
+    ("port", "Serve on 8081", "credit-default.yaml", "    port: 8080\n", "    port: 8081\n"),
+    (
+        "nodrift",
+        "Stop drift alerts\n\nModelops-Allow-Breaking: yes",
+        "credit-default.yaml",
+        "    drift:\n      psi: {warning: 0.1, critical: 0.25}\n",
+        "",
+    ),
+    ("broken", "Typo", "credit-default.yaml", "task: classification", "task: clasification"),
+    ("fixed", "Fix typo", "credit-default.yaml", "task: clasification", "task: classification"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +62,13 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> History:
     shutil.copy(REPO / "specs" / "loan-risk-score.yaml", root / "specs")
     h.commit("second", "Add loan-risk-score", BOB)
     h.edit("specs/credit-default.yaml", "version: 1.4.0", "version: 1.5.0")
-    h.commit("bumped", "credit-default 1.5.0")
-    h.edit("specs/credit-default.yaml", "{min: 3, max: 20}", "{min: 4, max: 20}")
-    h.commit("replicas", "More production replicas")
-    h.edit("specs/loan-risk-score.yaml", "    alerts:\n", "    alerts:\n      labels: {pager: loans}\n")
-    h.commit("labels", "Route loan alerts")
-    h.edit("specs/credit-default.yaml", "    port: 8080\n", "    port: 8081\n")
-    h.commit("port", "Serve on 8081")
-    h.edit("specs/credit-default.yaml", "    drift:\n      psi: {warning: 0.1, critical: 0.25}\n", "")
-    h.commit("nodrift", "Stop drift alerts\n\nModelops-Allow-Breaking: yes")
-    h.edit("specs/credit-default.yaml", "task: classification", "task: clasification")
-    h.commit("broken", "Typo")
-    h.edit("specs/credit-default.yaml", "task: clasification", "task: classification")
-    h.commit("fixed", "Fix typo")
+    h.commit("unevaluated", "credit-default 1.5.0, not evaluated yet")
+    record = root / "evaluations" / "credit-default"
+    (record / "1.5.0.json").write_text((record / "1.4.0.json").read_text().replace('"1.4.0"', '"1.5.0"'))
+    h.commit("bumped", "Evaluate credit-default 1.5.0")
+    for tag, message, path, old, new in EDITS:
+        h.edit(f"specs/{path}", old, new)
+        h.commit(tag, message)
     (root / "specs" / "loan-risk-score.yaml").unlink()
     h.commit("removed", "Retire loan-risk-score")
     return h
@@ -136,9 +141,19 @@ def test_diff_summarises_a_version_bump(cli: Callable[..., Result], in_story: Hi
     assert result.code == 1
     assert "credit-default/production: changed" in result.out
     assert "  version 1.4.0 -> 1.5.0" in result.out
-    assert "  measured accuracy 0.8333 -> none" in result.out  # no evaluation record for 1.5.0 yet
     assert "loan-risk-score" not in result.out
     assert "breaking" not in result.out
+
+
+def test_a_version_without_its_evaluation_loses_drift_monitoring(
+    cli: Callable[..., Result], in_story: History
+) -> None:
+    """Drift rules hold the evaluated baseline: without a record for the new version they go,
+    and the review says so as a breaking change rather than leaving alerts that cannot fire."""
+    result = diff(cli, "--base", "second", "--head", "unevaluated")
+    assert "  measured accuracy 0.8333 -> none" in result.out
+    assert "alert removed: ModelFeatureDriftCritical" in result.out
+    assert "breaking" in result.out
 
 
 def test_diff_without_changes(cli: Callable[..., Result], in_story: History) -> None:

@@ -220,6 +220,7 @@ def test_dashboards_have_the_required_rows_and_variables() -> None:
         "Traffic and errors",
         "Latency",
         "SLO compliance and error budget (28d)",
+        "Quality from feedback labels (28d)",
         "Input drift",
         "Predictions and replicas",
     ]
@@ -277,6 +278,12 @@ def test_alert_labels_and_annotations() -> None:
         "ModelLatencyBudgetBurnSlow",
         "ModelFeatureDriftWarning",
         "ModelFeatureDriftCritical",
+        "ModelPredictionDriftWarning",
+        "ModelPredictionDriftCritical",
+        # accuracy >= 0.8 and precision >= 0.7 over 28d: only tickets can fire (a page would need
+        # more than every prediction wrong)
+        "ModelAccuracyBudgetBurnSlow",
+        "ModelPrecisionBudgetBurnSlow",
         "ModelInvalidInputRatioHigh",
         "ModelNoTraffic",
         "ModelPredictionCollapse",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, Position
 from compiler.evaluate.dataset import MAX_DATASET_BYTES, DatasetError, read_holdout
 from compiler.evaluate.project_files import read_inside
-from compiler.evaluate.scoring import drift_baseline, score
+from compiler.evaluate.scoring import drift_baseline, prediction_baseline, score
 from compiler.modelio.fetch import fetch, verify
 from compiler.modelio.fits import check_fits_spec
 from compiler.modelio.limits import MAX_ARTIFACT_BYTES
@@ -105,14 +106,24 @@ def evaluate_one(model: ResolvedModel, root: Path) -> EvaluationRecord:
         rows=len(holdout.y),
         metrics=metrics,
         baseline=drift_baseline(holdout),
+        predictions=prediction_baseline(estimator.predict(holdout.x), model.model.task),
     )
 
 
-def run(catalog: Catalog, models: list[ResolvedModel], *, write: bool) -> Report:
+def run(
+    catalog: Catalog,
+    models: list[ResolvedModel],
+    *,
+    write: bool,
+    on_model: Callable[[ResolvedModel, int, int], None] | None = None,
+) -> Report:
+    """Evaluate and judge every model; `on_model(model, index, total)` is told before each one."""
     report = Report()
     done: dict[tuple[object, ...], EvaluationRecord | ArtifactError] = {}
     sources = {loaded.source: loaded for loaded in catalog.specs}
-    for model in models:
+    for index, model in enumerate(models):
+        if on_model is not None:
+            on_model(model, index, len(models))
         if model.evaluation is None:
             report.skipped.append(f"{model.name} ({model.environment})")
             continue

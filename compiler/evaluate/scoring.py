@@ -55,17 +55,30 @@ def _rounded(values: dict[str, float]) -> dict[str, float]:
 
 
 def drift_baseline(holdout: Holdout, bins: int = BASELINE_BINS) -> dict[str, FeatureBaseline]:
-    """Per feature: inner edges at quantiles and the share of holdout rows in each bin."""
-    from compiler.metrics.drift import bin_index
+    """Per feature: the bins of its holdout values and the share of rows in each."""
+    return {name: value_baseline(holdout.x[:, column], bins) for column, name in enumerate(holdout.features)}
 
-    baseline: dict[str, FeatureBaseline] = {}
-    for column, name in enumerate(holdout.features):
-        values = holdout.x[:, column]
+
+def prediction_baseline(predicted: Any, task: str, bins: int = BASELINE_BINS) -> FeatureBaseline:
+    """The holdout's predictions: a classifier's by class, a regressor's in quantile bins."""
+    return value_baseline(np.asarray(predicted, dtype=float), bins, categorical=task == "classification")
+
+
+def value_baseline(values: Any, bins: int, *, categorical: bool = False) -> FeatureBaseline:
+    """Categories when asked or when there are at most `bins` distinct values (quantile edges
+    of such data would leave bins empty), else inner edges at quantiles."""
+    from compiler.metrics.drift import bin_of
+
+    distinct = np.unique(values)
+    categories: list[float] | None = None
+    edges: list[float] = []
+    if categorical or len(distinct) <= bins:
+        categories = [float(v) for v in distinct]
+    else:
         quantiles = np.quantile(values, [i / bins for i in range(1, bins)])
         edges = sorted({float(f"{q:.6g}") for q in quantiles})
-        counts = [0] * (len(edges) + 1)
-        for value in values:
-            counts[bin_index(edges, float(value))] += 1
-        proportions = [float(f"{c / len(values):.6g}") for c in counts]
-        baseline[name] = FeatureBaseline(edges=edges, proportions=proportions)
-    return baseline
+    counts = [0] * ((len(categories) if categories is not None else len(edges)) + 1)
+    for value in values:
+        counts[bin_of(edges, categories, float(value))] += 1
+    proportions = [float(f"{c / len(values):.6g}") for c in counts]
+    return FeatureBaseline(edges=edges, proportions=proportions, categories=categories)

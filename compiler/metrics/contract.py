@@ -34,34 +34,37 @@ class Metric:
 
     @property
     def series(self) -> tuple[str, ...]:
-        if self.kind is Kind.COUNTER:
-            return (f"{self.name}_total",)
-        if self.kind is Kind.HISTOGRAM:
-            return (f"{self.name}_bucket", f"{self.name}_count", f"{self.name}_sum")
-        if self.kind is Kind.INFO:
-            return (f"{self.name}_info",)
-        return (self.name,)
+        return tuple(f"{self.name}{suffix}" for suffix in _SUFFIXES[self.kind])
+
+    def _one(self, suffix: str) -> str:
+        """One series of the family, which must be one this kind exports."""
+        assert suffix in _SUFFIXES[self.kind], (self.name, suffix)
+        return f"{self.name}{suffix}"
 
     @property
     def total(self) -> str:
-        assert self.kind is Kind.COUNTER
-        return f"{self.name}_total"
+        return self._one("_total")
 
     @property
     def bucket(self) -> str:
-        assert self.kind is Kind.HISTOGRAM
-        return f"{self.name}_bucket"
+        return self._one("_bucket")
 
     @property
     def count(self) -> str:
-        assert self.kind is Kind.HISTOGRAM
-        return f"{self.name}_count"
+        return self._one("_count")
 
     @property
     def info(self) -> str:
-        assert self.kind is Kind.INFO
-        return f"{self.name}_info"
+        return self._one("_info")
 
+
+# The series prometheus-client exports for a family of each kind: its name and these suffixes.
+_SUFFIXES = {
+    Kind.COUNTER: ("_total",),
+    Kind.HISTOGRAM: ("_bucket", "_count", "_sum"),
+    Kind.GAUGE: ("",),
+    Kind.INFO: ("_info",),
+}
 
 PREFIX = "modelops"
 MODEL_LABELS = ("model", "version")
@@ -90,11 +93,77 @@ PREDICTION_VALUE = Metric(
     "Values predicted by a regressor.",
     MODEL_LABELS,
 )
-FEATURE_DRIFT = Metric(
-    f"{PREFIX}_feature_drift_psi",
+FEATURE_BINS = Metric(
+    f"{PREFIX}_feature_bin",
+    Kind.COUNTER,
+    "Input values seen, by feature and by bin of the evaluation baseline (categorical: value or 'other').",
+    (*MODEL_LABELS, "feature", "bin"),
+)
+PREDICTION_BINS = Metric(
+    f"{PREFIX}_prediction_bin",
+    Kind.COUNTER,
+    "Predictions made, by bin of the holdout's predictions (classes and 'other' for a classifier).",
+    (*MODEL_LABELS, "bin"),
+)
+FEEDBACK_REQUESTS = Metric(
+    f"{PREFIX}_feedback_requests",
+    Kind.COUNTER,
+    "Feedback requests (true labels for earlier predictions) handled, by HTTP status code.",
+    (*MODEL_LABELS, "code"),
+)
+FEEDBACK_LABELS = Metric(
+    f"{PREFIX}_feedback_labels",
+    Kind.COUNTER,
+    "Labelled predictions of a classifier, by true class ('other' for a class the model does not know).",
+    (*MODEL_LABELS, "class"),
+)
+FEEDBACK_CORRECT = Metric(
+    f"{PREFIX}_feedback_correct",
+    Kind.COUNTER,
+    "Labelled predictions of a classifier that were right, by class.",
+    (*MODEL_LABELS, "class"),
+)
+FEEDBACK_PREDICTED = Metric(
+    f"{PREFIX}_feedback_predicted",
+    Kind.COUNTER,
+    "Labelled predictions of a classifier, by predicted class (the denominator of precision).",
+    (*MODEL_LABELS, "class"),
+)
+FEEDBACK_SCORED = Metric(
+    f"{PREFIX}_feedback_scored",
+    Kind.COUNTER,
+    "Labelled predictions of a regressor.",
+    MODEL_LABELS,
+)
+FEEDBACK_ABSOLUTE_ERROR = Metric(
+    f"{PREFIX}_feedback_absolute_error",
+    Kind.COUNTER,
+    "Sum of the absolute errors of a regressor's labelled predictions.",
+    MODEL_LABELS,
+)
+FEEDBACK_SQUARED_ERROR = Metric(
+    f"{PREFIX}_feedback_squared_error",
+    Kind.COUNTER,
+    "Sum of the squared errors of a regressor's labelled predictions.",
+    MODEL_LABELS,
+)
+FEEDBACK_UNMATCHED = Metric(
+    f"{PREFIX}_feedback_unmatched",
+    Kind.COUNTER,
+    "Feedback for an id this pod does not hold (unknown) or holds past its time to live (expired).",
+    (*MODEL_LABELS, "reason"),
+)
+FEEDBACK_DROPPED = Metric(
+    f"{PREFIX}_feedback_dropped",
+    Kind.COUNTER,
+    "Predictions awaiting a label dropped, unexpired, to make room (feedback.maxEntries).",
+    MODEL_LABELS,
+)
+FEEDBACK_PENDING = Metric(
+    f"{PREFIX}_feedback_pending",
     Kind.GAUGE,
-    "Population stability index of each input feature over the recent window, against the training baseline.",
-    (*MODEL_LABELS, "feature"),
+    "Predictions held awaiting a label.",
+    MODEL_LABELS,
 )
 INVALID_INPUTS = Metric(
     f"{PREFIX}_invalid_inputs",
@@ -114,20 +183,67 @@ ALL_METRICS: tuple[Metric, ...] = (
     REQUEST_DURATION,
     PREDICTIONS,
     PREDICTION_VALUE,
-    FEATURE_DRIFT,
+    FEATURE_BINS,
+    PREDICTION_BINS,
     INVALID_INPUTS,
     MODEL_INFO,
+    FEEDBACK_REQUESTS,
+    FEEDBACK_LABELS,
+    FEEDBACK_CORRECT,
+    FEEDBACK_PREDICTED,
+    FEEDBACK_SCORED,
+    FEEDBACK_ABSOLUTE_ERROR,
+    FEEDBACK_SQUARED_ERROR,
+    FEEDBACK_UNMATCHED,
+    FEEDBACK_DROPPED,
+    FEEDBACK_PENDING,
 )
+OTHER_BIN = "other"  # the bin of a categorical value (or class) the baseline never saw
+UNMATCHED_REASONS = ("unknown", "expired")
 
 # Series names recording rules produce; dashboards and alerts may use these too.
 SLI_ERROR_RATIO = "slo:sli_error:ratio_rate{window}"
 SLO_PERIOD_ERROR_RATIO = "slo:period_error:ratio"
 ERROR_BUDGET_REMAINING = "slo:error_budget:remaining"
 SLO_OBJECTIVE = "slo:objective:ratio"
+# Drift: counts per bin over `drift.window` summed across pods, shares, baseline, guarded PSI.
+FEATURE_BIN_INCREASE = "modelops:feature_bin:increase"
+FEATURE_SAMPLES = "modelops:feature_samples:increase"
+FEATURE_BIN_SHARE = "modelops:feature_bin:share"
+FEATURE_BIN_BASELINE = "modelops:feature_bin:baseline_share"
+FEATURE_MIN_SAMPLES = "modelops:feature_drift:min_samples"
+FEATURE_PSI = "modelops:feature_drift:psi"
+PREDICTION_BIN_INCREASE = "modelops:prediction_bin:increase"
+PREDICTION_SAMPLES = "modelops:prediction_samples:increase"
+PREDICTION_BIN_SHARE = "modelops:prediction_bin:share"
+PREDICTION_BIN_BASELINE = "modelops:prediction_bin:baseline_share"
+PREDICTION_MIN_SAMPLES = "modelops:prediction_drift:min_samples"
+PREDICTION_PSI = "modelops:prediction_drift:psi"
+DRIFT_RECORDS = (
+    FEATURE_BIN_INCREASE,
+    FEATURE_SAMPLES,
+    FEATURE_BIN_SHARE,
+    FEATURE_BIN_BASELINE,
+    FEATURE_MIN_SAMPLES,
+    FEATURE_PSI,
+    PREDICTION_BIN_INCREASE,
+    PREDICTION_SAMPLES,
+    PREDICTION_BIN_SHARE,
+    PREDICTION_BIN_BASELINE,
+    PREDICTION_MIN_SAMPLES,
+    PREDICTION_PSI,
+)
 
 
 def sli_error_ratio(window: str) -> str:
     return SLI_ERROR_RATIO.format(window=window)
+
+
+QUALITY_EVENTS = "slo:sli_events:increase{window}"  # labelled predictions in a quality SLI window
+
+
+def quality_events(window: str) -> str:
+    return QUALITY_EVENTS.format(window=window)
 
 
 def series_names() -> frozenset[str]:
@@ -139,7 +255,9 @@ def recorded_names(windows: tuple[str, ...]) -> frozenset[str]:
     """Every series name our recording rules produce, for the given SLI windows."""
     return frozenset(
         {sli_error_ratio(w) for w in windows}
+        | {quality_events(w) for w in windows}
         | {SLO_PERIOD_ERROR_RATIO, ERROR_BUDGET_REMAINING, SLO_OBJECTIVE}
+        | set(DRIFT_RECORDS)
     )
 
 

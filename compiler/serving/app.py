@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from compiler import __version__
 from compiler.serving.body import BODIES_IN_FLIGHT, BodyBudget, decode_json, max_json_values, read_body
+from compiler.serving.feedback import parse_feedback, request_id
 from compiler.serving.inference import InvalidInput, parse_request, response
 from compiler.serving.model import ServedModel
 
@@ -93,6 +94,7 @@ def create_app(served: ServedModel) -> Starlette:
             body = decode_json(raw, max_json_values(config.server.maxRows, served.width))
             del raw  # the parsed body is all that is needed from here on
             batch = parse_request(body, config, served.n_features)
+            key = request_id(body)
             try:
                 predictions = served.predict(batch)
             except InvalidInput:
@@ -101,11 +103,10 @@ def create_app(served: ServedModel) -> Starlette:
                 log.exception("prediction failed")
                 status = 500
                 return error(500, "the model failed to predict; see the runtime's log")
-            served.observe_inputs(batch)
+            served.observe(batch, key, predictions)
             metrics.predicted(predictions)
             status = 200
-            request_id = body.get("id") if isinstance(body.get("id"), str) else None
-            return JSONResponse(response(config, predictions, request_id))
+            return JSONResponse(response(config, predictions, key))
         except InvalidInput as invalid:
             status = invalid.status
             metrics.invalid_input(invalid.reason)
@@ -115,6 +116,31 @@ def create_app(served: ServedModel) -> Starlette:
             return Response(status_code=CLIENT_CLOSED)
         finally:
             metrics.request(status, time.perf_counter() - started)
+
+    async def feedback(request: Request) -> Response:
+        """True labels for earlier predictions, by the id their answer carried."""
+        status = 500
+        try:
+            if (missing := known(request)) is not None:
+                status = 404
+                return missing
+            if not served.ready.is_set():
+                status = 503
+                return error(503, "the model is still loading")
+            raw = await read_body(request, config.server.maxBodyBytes, budget)
+            body = decode_json(raw, max_json_values(config.server.maxRows, 2))
+            del raw
+            outcome = served.judge(parse_feedback(body, config.model.task, config.server.maxRows))
+            status = 200
+            return JSONResponse(outcome)
+        except InvalidInput as invalid:
+            status = invalid.status
+            return error(invalid.status, str(invalid))
+        except ClientDisconnect:
+            status = CLIENT_CLOSED
+            return Response(status_code=CLIENT_CLOSED)
+        finally:
+            metrics.feedback_request(status)
 
     return Starlette(
         routes=[
@@ -126,5 +152,7 @@ def create_app(served: ServedModel) -> Starlette:
             Route("/v2/models/{name}/infer", infer, methods=["POST"]),
             Route("/v2/models/{name}/versions/{version}", model_metadata),
             Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+            Route("/v2/models/{name}/feedback", feedback, methods=["POST"]),
+            Route("/v2/models/{name}/versions/{version}/feedback", feedback, methods=["POST"]),
         ]
     )

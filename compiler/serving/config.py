@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 CONFIG_KEY = "runtime.json"
 CONFIG_DIR = "/etc/modelops"
-DRIFT_WINDOW = 1000
+FEEDBACK_MAX_ENTRIES = 100_000
+FEEDBACK_TTL_SECONDS = 86_400.0
 MAX_ROWS = 10_000
 # The runtime reads at most 4 bodies at once and parses one at a time, which can take ~5
 # bytes per body byte (a non-ASCII string); with values counted before parsing, a request's
@@ -60,14 +61,33 @@ class RuntimeMetrics(BaseModel):
 
 class RuntimeFeatureBaseline(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-    edges: list[float]
+    edges: list[float] = Field(default_factory=list, description="Inner edges of a numeric baseline")
     proportions: list[float]
+    categories: list[float] | None = Field(
+        default=None, description="Sorted values of a categorical baseline; one more bin for the others"
+    )
 
 
 class RuntimeDrift(BaseModel):
+    """The bins the runtime counts values in; Prometheus computes PSI from the counts."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-    windowSize: int = Field(default=DRIFT_WINDOW, ge=10, description="Recent inputs PSI is computed over")
+    # Configs compiled before drift moved to Prometheus carry it; a new image must still read them.
+    windowSize: int | None = Field(default=None, description="Ignored (the runtime no longer computes PSI)")
     baseline: dict[str, RuntimeFeatureBaseline]
+    predictions: RuntimeFeatureBaseline | None = None
+
+
+class RuntimeFeedback(BaseModel):
+    """How long and how many predictions wait for their true label (`POST .../feedback`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    maxEntries: int = Field(
+        default=FEEDBACK_MAX_ENTRIES, ge=1, le=10_000_000, description="Predictions held at most"
+    )
+    ttlSeconds: float = Field(
+        default=FEEDBACK_TTL_SECONDS, gt=0, description="How long a prediction waits for its label"
+    )
 
 
 class RuntimeConfig(BaseModel):
@@ -80,6 +100,7 @@ class RuntimeConfig(BaseModel):
     server: RuntimeServer
     metrics: RuntimeMetrics
     drift: RuntimeDrift | None = None
+    feedback: RuntimeFeedback = Field(default_factory=RuntimeFeedback)
 
 
 def max_body_bytes(memory_limit_bytes: int) -> int:

@@ -1,30 +1,29 @@
-"""PSI per feature over a sliding window of recent inputs, against the evaluation baseline."""
+"""Counting input values and predictions in the evaluation baseline's bins.
+
+The runtime only counts; Prometheus sums the counters of every pod over `drift.window` and
+computes PSI against the baseline (see compiler/targets/prometheus/drift_rules.py), so each
+pod's traffic counts once and a restart loses nothing but the counts of the last scrape.
+"""
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterable
 
-from compiler.metrics.drift import bin_index, psi
-from compiler.serving.config import RuntimeDrift
+from compiler.metrics.drift import bin_labels, bin_of
+from compiler.serving.config import RuntimeFeatureBaseline
 
 
-class DriftWindow:
-    """Bin counts of the last `windowSize` values of each feature; O(1) per value."""
+class Bins:
+    """One baseline's bins: the label of each, and the bin of a value."""
 
-    def __init__(self, drift: RuntimeDrift) -> None:
-        self.size = drift.windowSize
-        self.edges = {name: b.edges for name, b in drift.baseline.items()}
-        self.expected = {name: b.proportions for name, b in drift.baseline.items()}
-        self.recent: dict[str, deque[int]] = {name: deque() for name in self.edges}
-        self.counts = {name: [0] * (len(edges) + 1) for name, edges in self.edges.items()}
+    def __init__(self, baseline: RuntimeFeatureBaseline) -> None:
+        self.edges = baseline.edges
+        self.categories = sorted(baseline.categories) if baseline.categories is not None else None
+        self.labels = bin_labels(self.edges, self.categories)
 
-    def add(self, feature: str, values: list[float]) -> float:
-        """Record values of one feature and return its PSI over the window."""
-        edges, recent, counts = self.edges[feature], self.recent[feature], self.counts[feature]
+    def count(self, values: Iterable[float]) -> dict[str, int]:
+        """How many of `values` fall in each bin (bins with none left out)."""
+        counts = [0] * len(self.labels)
         for value in values:
-            index = bin_index(edges, value)
-            recent.append(index)
-            counts[index] += 1
-            if len(recent) > self.size:
-                counts[recent.popleft()] -= 1
-        return psi(self.expected[feature], counts)
+            counts[bin_of(self.edges, self.categories, value)] += 1
+        return {label: n for label, n in zip(self.labels, counts, strict=True) if n}

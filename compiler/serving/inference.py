@@ -30,7 +30,7 @@ class InvalidInput(Exception):
         self.status = status
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A client's value for an error message, cut short: the answer must not echo a large body."""
     return _SHOWN.repr(value)
 
@@ -56,18 +56,18 @@ def _flatten(data: Any) -> list[Any]:
 def _number(value: Any, feature: str, kind: str) -> float:
     if isinstance(value, bool):
         if kind != "bool":
-            raise InvalidInput("type", f"feature {feature!r} expects a number, got {_shown(value)}")
+            raise InvalidInput("type", f"feature {feature!r} expects a number, got {shown(value)}")
         return float(value)
     if not isinstance(value, int | float):
-        raise InvalidInput("type", f"feature {feature!r} expects a number, got {_shown(value)}")
+        raise InvalidInput("type", f"feature {feature!r} expects a number, got {shown(value)}")
     try:
         number = float(value)
     except OverflowError:  # an integer beyond the float range
         number = math.inf
     if not math.isfinite(number):
-        raise InvalidInput("range", f"feature {feature!r} got {_shown(value)}, beyond the range of a float")
+        raise InvalidInput("range", f"feature {feature!r} got {shown(value)}, beyond the range of a float")
     if kind == "int" and not number.is_integer():
-        raise InvalidInput("type", f"feature {feature!r} expects an integer, got {_shown(value)}")
+        raise InvalidInput("type", f"feature {feature!r} expects an integer, got {shown(value)}")
     return number
 
 
@@ -86,7 +86,7 @@ def parse_request(body: Any, config: RuntimeConfig, n_features: int | None) -> B
         datatype = tensor.get("datatype")
         if not isinstance(datatype, str) or datatype.upper() not in NUMERIC_TYPES:
             raise InvalidInput(
-                "type", f"input {_shown(tensor['name'])}: datatype {_shown(datatype)} is not numeric"
+                "type", f"input {shown(tensor['name'])}: datatype {shown(datatype)} is not numeric"
             )
     features: list[tuple[str, str]] = [(f.name, f.type) for f in config.model.features]
     max_rows = config.server.maxRows
@@ -105,7 +105,7 @@ def _from_columns(inputs: list[dict[str, Any]], features: list[tuple[str, str]],
         if missing:
             parts.append(f"missing input(s) {', '.join(missing)}")
         if unknown:
-            parts.append(f"unknown input(s) {_shown(', '.join(unknown))}")
+            parts.append(f"unknown input(s) {shown(', '.join(unknown))}")
         raise InvalidInput("schema", "; ".join(parts) + f"; the model takes {', '.join(names)}")
     columns: dict[str, list[float]] = {}
     rows: int | None = None
@@ -126,20 +126,20 @@ def _from_matrix(
     shape = tensor.get("shape")
     if not isinstance(shape, list) or len(shape) != 2 or not all(isinstance(s, int) for s in shape):
         raise InvalidInput(
-            "schema", f"input {_shown(tensor['name'])}: a single input needs shape [rows, {width}]"
+            "schema", f"input {shown(tensor['name'])}: a single input needs shape [rows, {width}]"
         )
     rows, columns_given = _rows(shape[0], max_rows), shape[1]
     if columns_given != (width or columns_given) or columns_given < 1:
         raise InvalidInput(
             "schema",
-            f"input {_shown(tensor['name'])} has {_shown(columns_given)} columns, "
+            f"input {shown(tensor['name'])} has {shown(columns_given)} columns, "
             f"the model takes {width or 'at least 1'}",
         )
     values = _flatten(tensor.get("data"))
     if len(values) != rows * columns_given:
         raise InvalidInput(
             "schema",
-            f"input {_shown(tensor['name'])}: shape {_shown(shape)} needs {rows * columns_given} values, "
+            f"input {shown(tensor['name'])}: shape {shown(shape)} needs {rows * columns_given} values, "
             f"got {len(values)}",
         )
     names = [(name, kind) for name, kind in features] or [(f"x{i}", "float") for i in range(columns_given)]
@@ -156,7 +156,7 @@ def _rows(rows: int, max_rows: int) -> int:
         raise InvalidInput("schema", "the request holds no rows")
     if rows > max_rows:
         raise InvalidInput(
-            "size", f"the request holds {_shown(rows)} rows; the limit is {max_rows} (server.maxRows)"
+            "size", f"the request holds {shown(rows)} rows; the limit is {max_rows} (server.maxRows)"
         )
     return rows
 
@@ -165,7 +165,8 @@ def _jsonable(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def response(config: RuntimeConfig, predictions: list[Any], request_id: str | None) -> dict[str, Any]:
+def response(config: RuntimeConfig, predictions: list[Any], request_id: str) -> dict[str, Any]:
+    """The OIP answer; it always carries the request's id, which feedback names it by."""
     values = [_jsonable(v) for v in predictions]
     if all(isinstance(v, bool) for v in values):
         datatype = "BOOL"
@@ -175,11 +176,9 @@ def response(config: RuntimeConfig, predictions: list[Any], request_id: str | No
         datatype = "FP64"
     else:
         datatype, values = "BYTES", [str(v) for v in values]
-    body: dict[str, Any] = {
+    return {
+        "id": request_id,
         "model_name": config.model.name,
         "model_version": config.model.version,
         "outputs": [{"name": "predict", "shape": [len(values)], "datatype": datatype, "data": values}],
     }
-    if request_id:
-        body["id"] = request_id
-    return body

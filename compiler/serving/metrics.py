@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any
 
@@ -9,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from compiler.metrics import contract
 from compiler.serving.config import RuntimeConfig
+from compiler.serving.drift import Bins
 
 INVALID_REASONS = ("json", "schema", "type", "range", "size")
 _CLASSES: dict[contract.Kind, type[Counter] | type[Gauge] | type[Histogram]] = {
@@ -33,7 +35,18 @@ class RuntimeMetrics:
         self.requests = _register(contract.REQUESTS, registry)
         self.duration = _register(contract.REQUEST_DURATION, registry, buckets=config.metrics.latencyBuckets)
         self.invalid = _register(contract.INVALID_INPUTS, registry)
-        self.drift = _register(contract.FEATURE_DRIFT, registry)
+        self.feature_bins = _register(contract.FEATURE_BINS, registry)
+        self.prediction_bins = _register(contract.PREDICTION_BINS, registry)
+        self.feedback_requests = _register(contract.FEEDBACK_REQUESTS, registry)
+        self.feedback_labels = _register(contract.FEEDBACK_LABELS, registry)
+        self.feedback_correct = _register(contract.FEEDBACK_CORRECT, registry)
+        self.feedback_predicted = _register(contract.FEEDBACK_PREDICTED, registry)
+        self.feedback_scored = _register(contract.FEEDBACK_SCORED, registry)
+        self.absolute_error = _register(contract.FEEDBACK_ABSOLUTE_ERROR, registry)
+        self.squared_error = _register(contract.FEEDBACK_SQUARED_ERROR, registry)
+        self.unmatched = _register(contract.FEEDBACK_UNMATCHED, registry)
+        self.dropped = _register(contract.FEEDBACK_DROPPED, registry)
+        self.pending = _register(contract.FEEDBACK_PENDING, registry)
         self.predictions = _register(contract.PREDICTIONS, registry)
         self.prediction_value = _register(
             contract.PREDICTION_VALUE, registry, buckets=contract.PREDICTION_VALUE_BUCKETS
@@ -48,13 +61,37 @@ class RuntimeMetrics:
         for reason in INVALID_REASONS:
             self.invalid.labels(**self._ids, reason=reason)
         self.duration.labels(*self._ids.values())
+        for code in contract.STATUS_CODES:
+            self.feedback_requests.labels(**self._ids, code=code)
+        for reason in contract.UNMATCHED_REASONS:
+            self.unmatched.labels(**self._ids, reason=reason)
+        self.dropped.labels(*self._ids.values())
+        self.pending.labels(*self._ids.values())
         if self.task == "regression":
             self.prediction_value.labels(*self._ids.values())
+            for counter in (self.feedback_scored, self.absolute_error, self.squared_error):
+                counter.labels(*self._ids.values())
+        else:
+            self._classes([contract.OTHER_BIN])
+        drift = config.drift
+        if drift is not None:  # every bin from the start: a share is 0 before it is missing
+            for feature, baseline in drift.baseline.items():
+                for label in Bins(baseline).labels:
+                    self.feature_bins.labels(**self._ids, feature=feature, bin=label)
+            if drift.predictions is not None:
+                for label in Bins(drift.predictions).labels:
+                    self.prediction_bins.labels(**self._ids, bin=label)
+
+    def _classes(self, labels: Iterable[str]) -> None:
+        for label in labels:
+            for counter in (self.feedback_labels, self.feedback_correct, self.feedback_predicted):
+                counter.labels(**self._ids, **{"class": label})
 
     def known_classes(self, classes: Iterable[object]) -> None:
         if self.task == "classification":
             for value in classes:
                 self.predictions.labels(**self._ids, **{"class": str(value)})
+            self._classes(str(value) for value in classes)
 
     def request(self, code: int, seconds: float) -> None:
         self.requests.labels(**self._ids, code=str(code)).inc()
@@ -75,5 +112,35 @@ class RuntimeMetrics:
             for value in values:
                 histogram.observe(float(value))  # type: ignore[arg-type]
 
-    def drift_index(self, feature: str, value: float) -> None:
-        self.drift.labels(**self._ids, feature=feature).set(value)
+    def binned(self, feature: str, counts: dict[str, int]) -> None:
+        for label, count in counts.items():
+            self.feature_bins.labels(**self._ids, feature=feature, bin=label).inc(count)
+
+    def predictions_binned(self, counts: dict[str, int]) -> None:
+        for label, count in counts.items():
+            self.prediction_bins.labels(**self._ids, bin=label).inc(count)
+
+    def feedback_request(self, code: int) -> None:
+        self.feedback_requests.labels(**self._ids, code=str(code)).inc()
+
+    def classified(self, judged: list[tuple[str, str]]) -> None:
+        """(true class, predicted class) of labelled predictions; true "other" is a new class."""
+        for (true, predicted), count in Tally(judged).items():
+            self.feedback_labels.labels(**self._ids, **{"class": true}).inc(count)
+            self.feedback_predicted.labels(**self._ids, **{"class": predicted}).inc(count)
+            if true == predicted:
+                self.feedback_correct.labels(**self._ids, **{"class": true}).inc(count)
+
+    def regressed(self, errors: list[float]) -> None:
+        ids = self._ids.values()
+        self.feedback_scored.labels(*ids).inc(len(errors))
+        self.absolute_error.labels(*ids).inc(sum(abs(e) for e in errors))
+        self.squared_error.labels(*ids).inc(sum(e * e for e in errors))
+
+    def feedback_unmatched(self, reason: str) -> None:
+        self.unmatched.labels(**self._ids, reason=reason).inc()
+
+    def held(self, pending: int, dropped: int) -> None:
+        self.pending.labels(*self._ids.values()).set(pending)
+        if dropped:
+            self.dropped.labels(*self._ids.values()).inc(dropped)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from pathlib import Path
 from typing import Any
 
+from compiler.metrics.contract import OTHER_BIN
 from compiler.modelio.fetch import fetch, verify
 from compiler.modelio.fits import check_fits_spec
 from compiler.modelio.skops_files import ArtifactError, load_model
 from compiler.serving.config import RuntimeConfig
-from compiler.serving.drift import DriftWindow
+from compiler.serving.drift import Bins
+from compiler.serving.feedback import Feedback, PendingPredictions
 from compiler.serving.inference import Batch, InvalidInput
 from compiler.serving.metrics import RuntimeMetrics
 
@@ -26,8 +29,11 @@ class ServedModel:
         self.estimator: Any = None
         self.failure: ArtifactError | None = None
         self.ready = threading.Event()
-        self.drift = DriftWindow(config.drift) if config.drift is not None else None
-        self._drift_lock = threading.Lock()
+        drift = config.drift
+        self.bins = {name: Bins(b) for name, b in drift.baseline.items()} if drift is not None else {}
+        self.prediction_bins = Bins(drift.predictions) if drift is not None and drift.predictions else None
+        self.pending = PendingPredictions(config.feedback.maxEntries, config.feedback.ttlSeconds)
+        self.classes: dict[float, str] = {}  # a label's value -> the class it is, as metrics name it
 
     @property
     def n_features(self) -> int | None:
@@ -48,7 +54,10 @@ class ServedModel:
         estimator = load_model(data)
         check_fits_spec(estimator, model.task, [f.name for f in model.features])
         self.estimator = estimator
-        self.metrics.known_classes(getattr(estimator, "classes_", []))
+        classes = list(getattr(estimator, "classes_", []))
+        self.metrics.known_classes(classes)
+        if model.task == "classification":
+            self.classes = {float(c): str(c) for c in classes}
         self.ready.set()
         log.info("ready: %s %s (sha256 %s)", model.name, model.version, digest)
 
@@ -74,10 +83,62 @@ class ServedModel:
         predictions: list[Any] = result.tolist()
         return predictions
 
-    def observe_inputs(self, batch: Batch) -> None:
-        if self.drift is None:
-            return
-        with self._drift_lock:
-            for feature, values in batch.columns.items():
-                if feature in self.drift.edges:
-                    self.metrics.drift_index(feature, self.drift.add(feature, values))
+    def observe(self, batch: Batch, key: str, predictions: list[Any]) -> None:
+        """Count inputs and predictions in their baseline bins; hold predictions for feedback."""
+        for feature, values in batch.columns.items():
+            if (bins := self.bins.get(feature)) is not None:
+                self.metrics.binned(feature, bins.count(values))
+        if self.prediction_bins is not None:
+            self.metrics.predictions_binned(self.prediction_bins.count(float(p) for p in predictions))
+        dropped = self.pending.add(key, predictions)
+        self.metrics.held(self.pending.held, dropped)
+
+    def judge(self, items: list[Feedback]) -> dict[str, int]:
+        """Score labelled predictions into the quality counters; how many were matched or not.
+
+        Every item is checked before any is applied: a label count that does not match the
+        request's rows is the client's mistake (InvalidInput) and leaves the store as it was.
+        """
+        regression = self.config.model.task == "regression"
+        for item in items:
+            entry = self.pending.peek(item.id)
+            if entry is None:
+                continue
+            if len(entry.predictions) != len(item.labels):
+                raise InvalidInput(
+                    "schema",
+                    f"feedback for {item.id!r} has {len(item.labels)} labels; "
+                    f"its request had {len(entry.predictions)} rows",
+                )
+            if regression and not all(
+                math.isfinite((float(p) - label) * (float(p) - label))
+                for p, label in zip(entry.predictions, item.labels, strict=True)
+            ):
+                raise InvalidInput(
+                    "range", f"a label for {item.id!r} is too far from its prediction to score"
+                )
+        outcome = {"accepted": 0, "unknown": 0, "expired": 0}
+        classified: list[tuple[str, str]] = []
+        errors: list[float] = []
+        for item in items:
+            taken = self.pending.take(item.id)
+            if isinstance(taken, str):
+                outcome[taken] += 1
+                self.metrics.feedback_unmatched(taken)
+                continue
+            outcome["accepted"] += 1
+            if not regression:
+                classified += [
+                    (self.classes.get(label, OTHER_BIN), str(predicted))
+                    for label, predicted in zip(item.labels, taken, strict=True)
+                ]
+            else:
+                errors += [
+                    float(predicted) - label for label, predicted in zip(item.labels, taken, strict=True)
+                ]
+        if classified:
+            self.metrics.classified(classified)
+        if errors:
+            self.metrics.regressed(errors)
+        self.metrics.held(self.pending.held, 0)
+        return outcome

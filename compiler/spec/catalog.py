@@ -7,8 +7,9 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from compiler.diagnostics import Diagnostic, DiagnosticError, Severity
 from compiler.errors import UsageError
@@ -232,14 +233,24 @@ def _check_header(document: SourceDocument, kind: str) -> list[Diagnostic]:
     return found
 
 
-def parse_project(document: SourceDocument) -> tuple[Project | None, list[Diagnostic]]:
-    header = _check_header(document, "Project")
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+def _parse(document: SourceDocument, kind: str, model: type[_Body]) -> tuple[_Body | None, list[Diagnostic]]:
+    """The header checked, then the body validated: errors point at the file's lines."""
+    header = _check_header(document, kind)
     if header:
         return None, header
     try:
-        project = Project.model_validate(document.data)
+        return model.model_validate(document.data), []
     except ValidationError as err:
-        return None, diagnostics_from(err, Project, document.positions, document.file)
+        return None, diagnostics_from(err, model, document.positions, document.file)
+
+
+def parse_project(document: SourceDocument) -> tuple[Project | None, list[Diagnostic]]:
+    project, problems = _parse(document, "Project", Project)
+    if project is None:
+        return None, problems
     return project, _check_project(project, document)
 
 
@@ -279,13 +290,7 @@ def _check_project(project: Project, document: SourceDocument) -> list[Diagnosti
 
 
 def parse_spec(document: SourceDocument) -> tuple[ModelSpec | None, list[Diagnostic]]:
-    header = _check_header(document, "Model")
-    if header:
-        return None, header
-    try:
-        return ModelSpec.model_validate(document.data), []
-    except ValidationError as err:
-        return None, diagnostics_from(err, ModelSpec, document.positions, document.file)
+    return _parse(document, "Model", ModelSpec)
 
 
 def check_overlay_names(spec: ModelSpec, document: SourceDocument, project: Project) -> list[Diagnostic]:

@@ -14,7 +14,7 @@ from compiler.spec.model import (
     Slo,
 )
 from compiler.spec.slo import Severity as AlertSeverity
-from compiler.spec.slo import can_fire, lowest_objective_that_fires
+from compiler.spec.slo import can_fire, lowest_objective_that_fires, quality_pairs, share_can_burn
 from compiler.spec.types import Duration, Percentage
 from compiler.spec.yamlsource import PathKey, PositionMap
 
@@ -23,6 +23,10 @@ RESERVED_ALERT_LABELS = frozenset(
 )
 SHORTEST_SLO_WINDOW = Duration("3d", 3 * 86_400_000)  # the longest burn-rate alert window
 LONGEST_SLO_WINDOW = Duration("400d", 400 * 86_400_000)
+SHORTEST_DRIFT_WINDOW = Duration("10m", 600_000)
+LONGEST_DRIFT_WINDOW = Duration("7d", 7 * 86_400_000)
+QUALITY_CLASSIFICATION = ("accuracy", "precision", "recall")
+QUALITY_REGRESSION = ("mae", "rmse")
 
 
 class _Collector:
@@ -119,7 +123,75 @@ def check_model(spec: ModelSpec, positions: PositionMap, file: str) -> list[Diag
                 ("spec", "monitoring", "drift"),
                 "drift monitoring needs spec.model.features: PSI is computed per feature",
             )
+    if (
+        monitoring.drift is not None
+        and not SHORTEST_DRIFT_WINDOW <= monitoring.drift.window <= LONGEST_DRIFT_WINDOW
+    ):
+        out.error(
+            ("spec", "monitoring", "drift", "window"),
+            f"drift window {monitoring.drift.window} must be between {SHORTEST_DRIFT_WINDOW} and "
+            f"{LONGEST_DRIFT_WINDOW} (shares need several scrapes; longer windows cost Prometheus dearly)",
+        )
+    _check_quality(spec, out)
     return out.found
+
+
+def _check_quality(spec: ModelSpec, out: _Collector) -> None:
+    """Quality SLOs fit the task and can alert; a gate without one is offered as a target."""
+    monitoring, task = spec.spec.monitoring, spec.spec.model.task
+    quality = monitoring.quality
+    allowed = QUALITY_CLASSIFICATION if task == "classification" else QUALITY_REGRESSION
+    if quality is None:
+        evaluation = spec.spec.evaluation
+        for name, gate in evaluation.gates.items() if evaluation is not None else ():
+            bound = ("max", gate.max) if name in LOWER_IS_BETTER else ("min", gate.min)
+            if name in allowed and bound[1] is not None:
+                out.warning(
+                    ("spec", "evaluation", "gates", name),
+                    f"gate {name!r} has no quality SLO watching it once the model serves: add "
+                    f"monitoring.quality: {{{name}: {{{bound[0]}: {bound[1]:g}}}}} to alert when live "
+                    f"{name}, from feedback labels, falls short of the gate",
+                    key=True,
+                    code="quality-slo",
+                )
+        return
+    for metric in (*QUALITY_CLASSIFICATION, *QUALITY_REGRESSION):
+        target = getattr(quality, metric)
+        if target is None:
+            continue
+        path = ("spec", "monitoring", "quality", metric)
+        if _applies(out, path, f"quality {metric!r}", task, allowed):
+            if metric in LOWER_IS_BETTER and (target.max is None or target.min is not None):
+                out.error(path, f"quality {metric!r} is an error measure: give it a max (and no min)")
+            elif metric not in LOWER_IS_BETTER and (target.min is None or target.max is not None):
+                out.error(path, f"quality {metric!r} is a share between 0 and 1: give it a min (and no max)")
+            elif metric not in LOWER_IS_BETTER and not any(
+                share_can_burn(pair, quality.window, 1 - target.min)
+                for pair in quality_pairs(quality.window, quality.labelDelay)
+            ):
+                out.warning(
+                    path,
+                    f"no burn-rate alert can fire for {metric} at least {target.min:g} over "
+                    f"{quality.window}: even all-wrong predictions spend the budget too slowly; raise the "
+                    "target or lengthen the window",
+                )
+        if target.class_ is not None and metric not in ("precision", "recall"):
+            out.error(
+                path, f"quality {metric!r} is measured over every class; only precision and recall take one"
+            )
+    ttl = monitoring.feedback.ttl
+    if quality.labelDelay >= ttl:
+        out.error(
+            ("spec", "monitoring", "quality", "labelDelay"),
+            f"labels arrive after {quality.labelDelay}, but predictions wait only {ttl} for them "
+            "(monitoring.feedback.ttl): make the ttl longer than the label delay",
+        )
+    if not quality_pairs(quality.window, quality.labelDelay):
+        out.error(
+            ("spec", "monitoring", "quality", "window"),
+            f"no burn-rate alert can watch a {quality.window} quality SLO with labels {quality.labelDelay} "
+            "late: lengthen the window or shorten the label delay",
+        )
 
 
 def _check_alerts_can_fire(slo: Slo, out: _Collector) -> None:
@@ -145,6 +217,14 @@ def _check_alerts_can_fire(slo: Slo, out: _Collector) -> None:
             )
 
 
+def _applies(out: _Collector, path: PathKey, what: str, task: str, allowed: tuple[str, ...]) -> bool:
+    """Whether the measure at path is one the task has; if not, an error at its key."""
+    if path[-1] in allowed:
+        return True
+    out.error(path, f"{what} does not apply to a {task} model; use {', '.join(allowed)}", key=True)
+    return False
+
+
 def _check_gates(spec: ModelSpec, out: _Collector) -> None:
     evaluation = spec.spec.evaluation
     if evaluation is None:
@@ -153,12 +233,7 @@ def _check_gates(spec: ModelSpec, out: _Collector) -> None:
     allowed = CLASSIFICATION_GATES if task == "classification" else REGRESSION_GATES
     for name, gate in evaluation.gates.items():
         path = ("spec", "evaluation", "gates", name)
-        if name not in allowed:
-            out.error(
-                path,
-                f"gate {name!r} does not apply to a {task} model; use {', '.join(allowed)}",
-                key=True,
-            )
+        if not _applies(out, path, f"gate {name!r}", task, allowed):
             continue
         if name in LOWER_IS_BETTER and gate.min is not None and gate.max is None:
             out.error(path, f"gate {name!r} is an error measure (lower is better): give it a max, not a min")

@@ -14,7 +14,9 @@ from pydantic_core import PydanticCustomError
 from compiler.spec.types import (
     AlertLabels,
     ArtifactUri,
+    Cidr,
     DatasetPath,
+    DnsLabel,
     Duration,
     FeatureName,
     ImageRef,
@@ -151,6 +153,77 @@ class Resources(SpecModel):
     limits: ResourceList = Field(default_factory=ResourceList)
 
 
+class Storage(SpecModel):
+    """Size limits of the pod's scratch volumes (emptyDir); the container's ephemeral-storage
+    request and limit are computed from them unless resources set ephemeral-storage."""
+
+    modelCache: Quantity = Field(
+        default="2Gi",
+        validate_default=True,
+        description="emptyDir the runtime caches the model artifact in",
+    )
+    tmp: Quantity = Field(
+        default="64Mi",
+        validate_default=True,
+        description="emptyDir mounted at /tmp",
+    )
+
+    @field_validator("modelCache", "tmp")
+    @classmethod
+    def _positive(cls, value: Quantity) -> Quantity:
+        if value.value < 1:
+            raise PydanticCustomError(
+                "storage_size", "a volume size must be at least 1 byte, got {value}", {"value": value.text}
+            )
+        return value
+
+
+class EgressRule(SpecModel):
+    """One more place the pods may connect to: a namespace or an IP range, on some ports."""
+
+    namespace: DnsLabel | None = Field(default=None, description="Every pod of this namespace")
+    cidr: Cidr | None = Field(default=None, description="An IP range, such as 10.0.0.0/8")
+    ports: list[Port] = Field(min_length=1, max_length=32)
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> EgressRule:
+        if (self.namespace is None) == (self.cidr is None):
+            raise PydanticCustomError(
+                "egress_destination", "an egress rule names exactly one of namespace or cidr", {}
+            )
+        return self
+
+
+class Network(SpecModel):
+    """Who may reach the pods and where they may connect (the model's NetworkPolicy).
+
+    The project sets these for every model under defaults.serving.network.
+    """
+
+    sameNamespace: bool = Field(
+        default=True, description="Pods of the model's own namespace may reach the serving port"
+    )
+    ingressNamespaces: list[DnsLabel] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Namespaces whose pods may reach the serving port (an ingress controller's, a gateway's)",
+    )
+    monitoringNamespaces: list[DnsLabel] = Field(
+        default_factory=lambda: ["monitoring"],
+        max_length=64,
+        description="Namespaces whose pods may reach the metrics port (Prometheus)",
+    )
+    dns: bool = Field(default=True, description="Allow DNS lookups (UDP and TCP 53) in dnsNamespace")
+    dnsNamespace: DnsLabel = Field(default="kube-system", description="Namespace of the cluster DNS")
+    artifactEgress: bool = Field(
+        default=True,
+        description="Allow what fetching the model needs: TCP 443 (or the https:// URI's port) "
+        "for s3://, gs:// and https://; nothing for pvc:// and repository paths",
+    )
+    egress: list[EgressRule] = Field(default_factory=list, max_length=64, description="More destinations")
+
+
 class Serving(SpecModel):
     runtime: Literal["builtin", "kserve"] = "builtin"
     image: ImageRef | None = Field(default=None, description="Runtime image; the project default applies")
@@ -159,6 +232,8 @@ class Serving(SpecModel):
     replicas: Replicas = Field(default_factory=Replicas)
     autoscaling: Autoscaling | None = None
     resources: Resources = Field(default_factory=Resources)
+    storage: Storage = Field(default_factory=Storage)
+    network: Network = Field(default_factory=Network)
 
 
 class Latency(SpecModel):
@@ -186,6 +261,62 @@ class Psi(SpecModel):
 
 class Drift(SpecModel):
     psi: Psi | None = None
+    window: Duration = Field(
+        default_factory=lambda: Duration("1h", 3_600_000),
+        description="Live shares are counted over this window, summed across pods",
+    )
+    minSamples: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000_000,
+        description="Inputs in the window before PSI gives a verdict; default: where noise, about "
+        "(bins - 1) / n, is a tenth of the warning threshold",
+    )
+
+
+class Feedback(SpecModel):
+    """How predictions wait in each pod for their true labels (POST .../feedback)."""
+
+    maxEntries: int = Field(
+        default=100_000, ge=1, le=10_000_000, description="Predictions a pod holds awaiting labels"
+    )
+    ttl: Duration = Field(
+        default_factory=lambda: Duration("1d", 86_400_000),
+        description="How long a prediction waits for its label",
+    )
+
+
+class QualityTarget(SpecModel):
+    """A quality objective: `min` for accuracy, precision, recall; `max` for mae, rmse."""
+
+    min: FiniteFloat | None = Field(default=None, gt=0, lt=1)
+    max: FiniteFloat | None = Field(default=None, gt=0)
+    class_: str | None = Field(
+        default=None,
+        alias="class",
+        max_length=63,
+        description="The class precision or recall is measured for; default: 1",
+    )
+
+
+class Quality(SpecModel):
+    """Quality SLOs from ground truth (feedback), with error budgets and burn-rate alerts."""
+
+    accuracy: QualityTarget | None = None
+    precision: QualityTarget | None = None
+    recall: QualityTarget | None = None
+    mae: QualityTarget | None = None
+    rmse: QualityTarget | None = None
+    window: Duration = Field(
+        default_factory=lambda: Duration("7d", 7 * 86_400_000), description="The SLO period"
+    )
+    labelDelay: Duration = Field(
+        default_factory=lambda: Duration("1h", 3_600_000),
+        description="How long true labels take to arrive; alert windows start after it",
+    )
+    minFeedback: int = Field(
+        default=100, ge=1, le=1_000_000_000, description="Labels in a window before it can alert"
+    )
 
 
 class Alerts(SpecModel):
@@ -202,6 +333,8 @@ class Monitoring(SpecModel):
     slo: Slo | None = None
     drift: Drift | None = None
     alerts: Alerts = Field(default_factory=Alerts)
+    quality: Quality | None = None
+    feedback: Feedback = Field(default_factory=Feedback)
 
 
 class EnvironmentOverlay(SpecModel):

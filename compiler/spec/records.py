@@ -20,6 +20,9 @@ class FeatureBaseline(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     edges: list[float] = Field(description="Inner bin edges; bins are len(edges) + 1")
     proportions: list[float]
+    categories: list[float] | None = Field(
+        default=None, description="Sorted values of a categorical baseline; bins are these and 'other'"
+    )
 
 
 class EvaluationRecord(BaseModel):
@@ -33,6 +36,9 @@ class EvaluationRecord(BaseModel):
     rows: int
     metrics: dict[str, float]
     baseline: dict[str, FeatureBaseline]
+    predictions: FeatureBaseline | None = Field(
+        default=None, description="The holdout's predictions: classes, or bins of a regressor's values"
+    )
 
 
 def record_path(root: Path, model: str, version: str) -> Path:
@@ -42,7 +48,10 @@ def record_path(root: Path, model: str, version: str) -> Path:
 def write_record(root: Path, record: EvaluationRecord) -> Path:
     path = record_path(root, record.model, record.version)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    # exclude_none: a numeric baseline leaves out `categories`, a record without predictions that key
+    path.write_text(
+        json.dumps(record.model_dump(mode="json", exclude_none=True), indent=2, sort_keys=True) + "\n"
+    )
     return path
 
 

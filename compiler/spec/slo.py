@@ -70,3 +70,19 @@ def can_fire(severity: Severity, period: Duration, budget: float) -> bool:
 def lowest_objective_that_fires(severity: Severity, period: Duration) -> float:
     """The objective (a ratio) above which an alert of `severity` can fire over `period`."""
     return 1 - 1 / max(pair.factor(period) for pair in pairs(severity))
+
+
+def quality_pairs(period: Duration, label_delay: Duration) -> tuple[WindowPair, ...]:
+    """The pairs a quality SLO alerts with: labels come `label_delay` late, so a long window
+    no longer than that cannot see a burn in time; and a factor of 1 or less would fire on
+    a burn that still meets the objective (a short period's slow pairs)."""
+    return tuple(
+        pair
+        for pair in WINDOW_PAIRS
+        if pair.long.milliseconds > label_delay.milliseconds and pair.factor(period) > 1
+    )
+
+
+def share_can_burn(pair: WindowPair, period: Duration, budget: float) -> bool:
+    """Whether a share of bad predictions (at most 1) can cross the pair's burn threshold."""
+    return pair.factor(period) * budget < 1

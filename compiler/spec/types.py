@@ -6,11 +6,15 @@ parsed value that checks and renderers compute with.
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +22,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    PlainValidator,
     StringConstraints,
     WithJsonSchema,
 )
@@ -91,15 +96,20 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
 
 
-class _ParsedString:
-    """Base for types written as one string in YAML and parsed into a value."""
-
-    json_pattern: ClassVar[str]
-    json_description: ClassVar[str]
-    text: str
+class _Parsed:
+    """Base for spec values parsed from what YAML gives, and how pydantic reads and writes them."""
 
     @classmethod
-    def parse(cls, value: Any) -> Any:
+    def parse(cls, value: Any) -> Self:
+        """The value parsed (one parsed before is taken as it is); a PydanticCustomError if invalid."""
+        return value if isinstance(value, cls) else cls._parse(value)
+
+    @classmethod
+    def _parse(cls, value: Any) -> Self:
+        raise NotImplementedError
+
+    def _dump(self) -> Any:
+        """What the value is written as."""
         raise NotImplementedError
 
     @classmethod
@@ -108,8 +118,19 @@ class _ParsedString:
     ) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
             cls.parse,
-            serialization=core_schema.plain_serializer_function_ser_schema(lambda v: v.text),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda v: v._dump()),
         )
+
+
+class _ParsedString(_Parsed):
+    """Base for types written as one string in YAML and parsed into a value."""
+
+    json_pattern: ClassVar[str]
+    json_description: ClassVar[str]
+    text: str
+
+    def _dump(self) -> str:
+        return self.text
 
     @classmethod
     def __get_pydantic_json_schema__(
@@ -151,25 +172,22 @@ class _OrderedByAmount:
     def amount(self) -> Decimal | int:
         raise NotImplementedError
 
-    def __lt__(self, other: object) -> bool:
+    def _compare(self, other: object, compare: Callable[[Any, Any], bool]) -> bool:
         if type(other) is not type(self):
-            return NotImplemented
-        return self.amount < other.amount
+            return NotImplemented  # type: ignore[no-any-return]  # typed Any outside an operator method
+        return compare(self.amount, other.amount)
+
+    def __lt__(self, other: object) -> bool:
+        return self._compare(other, operator.lt)
 
     def __le__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self.amount <= other.amount
+        return self._compare(other, operator.le)
 
     def __gt__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self.amount > other.amount
+        return self._compare(other, operator.gt)
 
     def __ge__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self.amount >= other.amount
+        return self._compare(other, operator.ge)
 
 
 @dataclass(frozen=True)
@@ -183,9 +201,7 @@ class Duration(_OrderedByAmount, _ParsedString):
     json_description: ClassVar[str] = "A duration such as 250ms, 30s, 5m, 1h30m or 28d"
 
     @classmethod
-    def parse(cls, value: Any) -> Duration:
-        if isinstance(value, Duration):
-            return value
+    def _parse(cls, value: Any) -> Self:
         if isinstance(value, str) and _DURATION_ANY_ORDER.match(value) and not _DURATION_FULL.match(value):
             raise PydanticCustomError(
                 "duration_order",
@@ -253,9 +269,7 @@ class Quantity(_OrderedByAmount, _ParsedString):
     json_description: ClassVar[str] = "A Kubernetes quantity such as 250m, 2, 512Mi or 1Gi"
 
     @classmethod
-    def parse(cls, value: Any) -> Quantity:
-        if isinstance(value, Quantity):
-            return value
+    def _parse(cls, value: Any) -> Self:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise PydanticCustomError(
                 "quantity",
@@ -300,16 +314,14 @@ MAX_PERCENTAGE = Decimal("99.9999999")
 
 
 @dataclass(frozen=True)
-class Percentage:
+class Percentage(_Parsed):
     """A percentage strictly between 0 and 100 (at most 99.9999999), written as a number
     (`99.9`) or `99.9%`."""
 
     value: float
 
     @classmethod
-    def parse(cls, value: Any) -> Percentage:
-        if isinstance(value, Percentage):
-            return value
+    def _parse(cls, value: Any) -> Self:
         exact: Decimal | None = None
         if isinstance(value, int) and not isinstance(value, bool):
             exact = Decimal(value)
@@ -344,14 +356,8 @@ class Percentage:
             )
         return cls(number)
 
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: type[Any], handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls.parse,
-            serialization=core_schema.plain_serializer_function_ser_schema(lambda v: v.value),
-        )
+    def _dump(self) -> float:
+        return self.value
 
     @classmethod
     def __get_pydantic_json_schema__(
@@ -413,9 +419,7 @@ class SemVer(_ParsedString):
     json_description: ClassVar[str] = "A semantic version such as 1.4.0"
 
     @classmethod
-    def parse(cls, value: Any) -> SemVer:
-        if isinstance(value, SemVer):
-            return value
+    def _parse(cls, value: Any) -> Self:
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise PydanticCustomError(
                 "semver_number",
@@ -488,6 +492,18 @@ def _check_pvc(value: str, rest: str) -> None:
         )
 
 
+def _check_https_port(value: str) -> None:
+    """The port of an https:// URI: the pod's NetworkPolicy opens egress to it."""
+    try:
+        port = urlsplit(value).port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise PydanticCustomError(
+            "uri_port", "URI {value} has an invalid port (a number from 1 to 65535)", {"value": repr(value)}
+        )
+
+
 @dataclass(frozen=True)
 class ArtifactUri(_ParsedString):
     """Where a model artifact lives: a repo-relative path, s3://, gs://, https:// or pvc://."""
@@ -501,9 +517,7 @@ class ArtifactUri(_ParsedString):
     )
 
     @classmethod
-    def parse(cls, value: Any) -> ArtifactUri:
-        if isinstance(value, ArtifactUri):
-            return value
+    def _parse(cls, value: Any) -> Self:
         if not isinstance(value, str) or not value.strip():
             raise PydanticCustomError(
                 "uri", "expected an artifact path or URI, got {value}", {"value": repr(value)}
@@ -521,6 +535,8 @@ class ArtifactUri(_ParsedString):
                 )
             if scheme == "pvc":
                 _check_pvc(value, match["rest"])
+            if scheme == "https":
+                _check_https_port(value)
             return cls(value, scheme)
         if value.startswith("/") or ":" in value:
             raise PydanticCustomError(
@@ -589,6 +605,30 @@ DatasetPath = Annotated[
 ]
 
 
+def _check_cidr(value: Any) -> str:
+    """An IPv4 or IPv6 network in CIDR notation, with no host bits set (as NetworkPolicy ipBlock
+    takes it)."""
+    try:
+        network = ipaddress.ip_network(value, strict=True) if isinstance(value, str) else None
+    except ValueError:
+        network = None
+    if network is None or "/" not in value:
+        raise PydanticCustomError(
+            "cidr",
+            "expected an IP range in CIDR notation such as 10.0.0.0/8 or fd00::/8 (no host bits "
+            "set), got {value}",
+            {"value": repr(value)},
+        )
+    return str(network)
+
+
+Cidr = Annotated[
+    str,
+    PlainValidator(_check_cidr),
+    WithJsonSchema({"type": "string", "maxLength": 43, "description": "An IP range such as 10.0.0.0/8"}),
+]
+
+
 # Container image references: [registry[:port]/]path[:tag][@digest]. ASCII classes, as the
 # OCI grammar means them: a Unicode \w under {0,127} also made pydantic-core's regex take
 # 55 ms to compile, on every run.
@@ -597,4 +637,50 @@ _IMAGE = re.compile(
     r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
     r"(?:@sha256:[a-f0-9]{64})?$"
 )
-ImageRef = Annotated[str, StringConstraints(pattern=_IMAGE.pattern, max_length=512)]
+IMAGE_MAX_LENGTH = 512
+_IMAGE_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+def _check_image(value: Any) -> str:
+    """A container image reference, with an error that says which part is wrong: a digest
+    pasted with a typo must not read as a vague pattern mismatch."""
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "image", "expected a container image reference, got {value}", {"value": repr(value)}
+        )
+    if len(value) > IMAGE_MAX_LENGTH:
+        raise PydanticCustomError(
+            "image",
+            "image reference is {length} characters long, over the limit of {limit}",
+            {"length": len(value), "limit": IMAGE_MAX_LENGTH},
+        )
+    _, at, digest = value.partition("@")
+    if at and not _IMAGE_DIGEST.match(digest):
+        raise PydanticCustomError(
+            "image_digest",
+            "image {value}: the digest after '@' must be 'sha256:' and 64 lowercase hexadecimal "
+            "characters (as `crane digest` or `docker buildx imagetools inspect` print it), got {digest}",
+            {"value": repr(value), "digest": repr(digest)},
+        )
+    if not _IMAGE.match(value):
+        raise PydanticCustomError(
+            "image",
+            "{value} is not a container image reference such as ghcr.io/acme/runtime:1.0 or "
+            "ghcr.io/acme/runtime@sha256:<64 hex> (a lowercase repository path, then an optional "
+            "ASCII tag of at most 128 characters and an optional digest)",
+            {"value": repr(value)},
+        )
+    return value
+
+
+def image_digest(image: str) -> str | None:
+    """The `sha256:...` digest an image reference is pinned to, or None for a movable tag."""
+    _, at, digest = image.partition("@")
+    return digest if at else None
+
+
+ImageRef = Annotated[
+    str,
+    PlainValidator(_check_image),
+    WithJsonSchema({"type": "string", "pattern": _IMAGE.pattern, "maxLength": IMAGE_MAX_LENGTH}),
+]

@@ -23,6 +23,7 @@ from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.slo import BURN_RATE_PANEL_WINDOWS
 from compiler.targets.links import model_dashboard_uid, overview_dashboard_uid
 from compiler.targets.prometheus.promql import number, string_literal
+from compiler.targets.prometheus.quality_rules import pairs_of, quality_slos
 from compiler.targets.prometheus.rules import slos
 
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -255,13 +256,19 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
                 )
             )
 
+    board = _quality_panels(board, model, grid)
+
+    window = model.monitoring.drift.window.text if model.monitoring.drift else "1h"
     board = board.with_row(dash.Row("Input drift").grid_pos(grid.row()))
     drift_panel = _timeseries(
-        "Population stability index per feature",
-        [_query(f"max by (feature) ({_selector(contract.FEATURE_DRIFT.name, name)})", "{{feature}}")],
+        f"PSI of inputs and predictions over the last {window}, all pods (none: too few samples)",
+        [
+            _query(_selector(contract.FEATURE_PSI, name), "{{feature}}"),
+            _query(_selector(contract.PREDICTION_PSI, name), "predictions", ref="B"),
+        ],
         "none",
         grid,
-        w=24,
+        w=14,
     )
     psi = model.monitoring.drift.psi if model.monitoring.drift else None
     if psi is not None:
@@ -271,6 +278,19 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
             common_builders.GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.LINE)
         )
     board = board.with_panel(drift_panel)
+    board = board.with_panel(
+        _timeseries(
+            f"Samples in the last {window} (PSI needs the guard's count)",
+            [
+                _query(_selector(contract.FEATURE_SAMPLES, name), "{{feature}}"),
+                _query(_selector(contract.PREDICTION_SAMPLES, name), "predictions", ref="B"),
+                _query(f"max({_selector(contract.FEATURE_MIN_SAMPLES, name)})", "guard", ref="C"),
+            ],
+            "short",
+            grid,
+            w=10,
+        )
+    )
 
     board = board.with_row(dash.Row("Predictions and replicas").grid_pos(grid.row()))
     if model.model.task == "classification":
@@ -306,6 +326,56 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
         )
     )
     return _to_dict(board)
+
+
+def _quality_panels(board: dash.Dashboard, model: ResolvedModel, grid: _Grid) -> dash.Dashboard:
+    """Quality SLOs from feedback: the period's value against the objective, the budget left,
+    labels received, and burn rates (1 spends the budget in exactly the period)."""
+    quality = model.monitoring.quality
+    found = quality_slos(model)
+    if quality is None or not found:
+        return board
+    name, period = model.name, quality.window.text
+    board = board.with_row(dash.Row(f"Quality from feedback labels ({period})").grid_pos(grid.row()))
+    for slo in found:
+        labels = f'model={string_literal(name)},namespace="${ENVIRONMENT_VARIABLE}",slo="{slo.metric}"'
+        error = f"{contract.SLO_PERIOD_ERROR_RATIO}{{{labels}}}"
+        if slo.metric == "rmse":
+            value, unit, steps = f"sqrt({error})", "none", ((None, "green"), (slo.objective, "red"))
+        elif slo.metric == "mae":
+            value, unit, steps = error, "none", ((None, "green"), (slo.objective, "red"))
+        else:
+            value, unit, steps = f"1 - {error}", "percentunit", ((None, "red"), (slo.objective, "green"))
+        board = board.with_panel(
+            _stat(f"{slo.describe.capitalize()} over {period}", value, unit, grid, _thresholds(*steps))
+        )
+        board = board.with_panel(
+            _stat(
+                f"{slo.metric.capitalize()} error budget remaining",
+                f"{contract.ERROR_BUDGET_REMAINING}{{{labels}}}",
+                "percentunit",
+                grid,
+                _thresholds((None, "red"), (0.0, "orange"), (0.25, "green")),
+            )
+        )
+        windows = pairs_of(quality)
+        board = board.with_panel(
+            _timeseries(
+                f"{slo.metric.capitalize()} burn rate and labels received (guard: {quality.minFeedback})",
+                [
+                    _query(
+                        f"{sli_error_ratio(p.long.text)}{{{labels}}} / {number(slo.budget)}",
+                        p.long.text,
+                        ref=ref,
+                    )
+                    for p, ref in zip(windows, "ABCD", strict=False)
+                ]
+                + [_query(f"{contract.quality_events(windows[0].long.text)}{{{labels}}}", "labels", ref="E")],
+                "none",
+                grid,
+            )
+        )
+    return board
 
 
 def overview_dashboard(

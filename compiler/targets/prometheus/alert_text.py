@@ -30,15 +30,40 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     ),
     "drift-warning": (
         "[[ model ]] ([[ environment ]]): input feature {{ $labels.feature }} is drifting",
-        "The population stability index of feature {{ $labels.feature }} is above [[ threshold ]] "
-        "(moderate shift) against the training baseline. Check upstream data before quality drops. "
-        "Owner: [[ team ]].",
+        "The population stability index of feature {{ $labels.feature }} over the last [[ window ]] "
+        "of traffic (all pods) is above [[ threshold ]] (moderate shift) against the evaluation "
+        "baseline. Check upstream data before quality drops. Owner: [[ team ]].",
     ),
     "drift-critical": (
         "[[ model ]] ([[ environment ]]): input feature {{ $labels.feature }} has shifted",
-        "The population stability index of feature {{ $labels.feature }} is above [[ threshold ]] "
-        "(significant shift): the model sees data unlike its training data and its predictions "
-        "may be wrong. Owner: [[ team ]].",
+        "The population stability index of feature {{ $labels.feature }} over the last [[ window ]] "
+        "of traffic (all pods) is above [[ threshold ]] (significant shift): the model sees data "
+        "unlike its training data and its predictions may be wrong. Owner: [[ team ]].",
+    ),
+    "prediction-drift-warning": (
+        "[[ model ]] ([[ environment ]]): its predictions are drifting",
+        "The population stability index of [[ model ]]'s predictions over the last [[ window ]] "
+        "(all pods) is above [[ threshold ]] (moderate shift) against its predictions on the "
+        "holdout set. Owner: [[ team ]].",
+    ),
+    "prediction-drift-critical": (
+        "[[ model ]] ([[ environment ]]): its predictions have shifted",
+        "The population stability index of [[ model ]]'s predictions over the last [[ window ]] "
+        "(all pods) is above [[ threshold ]] (significant shift) against its predictions on the "
+        "holdout set: inputs or the model have changed. Owner: [[ team ]].",
+    ),
+    "quality-fast": (
+        "[[ model ]] ([[ environment ]]) is burning its [[ slo ]] error budget fast",
+        "Labelled predictions of [[ model ]] in [[ environment ]] have spent more than [[ pages ]] "
+        "of the [[ slo ]] error budget ([[ objective ]] over [[ period ]]): at this rate the "
+        "objective is lost within days. Labels arrive about [[ delay ]] late, so the predictions "
+        "at fault are older. Owner: [[ team ]].",
+    ),
+    "quality-slow": (
+        "[[ model ]] ([[ environment ]]) is steadily burning its [[ slo ]] error budget",
+        "Labelled predictions of [[ model ]] in [[ environment ]] spend the [[ slo ]] error budget "
+        "([[ objective ]] over [[ period ]]) faster than it refills ([[ pages ]]). Labels arrive "
+        "about [[ delay ]] late. Owner: [[ team ]].",
     ),
     "invalid-input": (
         "[[ model ]] ([[ environment ]]) rejects many requests as invalid input",

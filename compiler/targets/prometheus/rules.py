@@ -6,16 +6,18 @@ through PromQL or Go-template escaping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from compiler.metrics import contract
 from compiler.metrics.contract import le_label, sli_error_ratio
 from compiler.resolve.resolved import ResolvedModel
+from compiler.spec.project import EnvironmentAlerts
 from compiler.spec.slo import SLI_WINDOWS, WindowPair, pairs
 from compiler.spec.types import Duration, Percentage
 from compiler.targets.links import dashboard_url
-from compiler.targets.prometheus import alert_text
+from compiler.targets.prometheus import alert_text, drift_rules, quality_rules
 from compiler.targets.prometheus.promql import go_template_literal, number, percent, selector
 
 SloName = Literal["availability", "latency"]
@@ -213,82 +215,51 @@ def _slo_alerts(model: ResolvedModel, slo: Slo, period: Duration) -> list[AlertR
     return alerts
 
 
+def _warning(
+    model: ResolvedModel, kind: str, alert: str, expr: str, for_: str, threshold: float | None = None
+) -> AlertRule:
+    """A warning alert of the model; its summary and description are its kind's templates,
+    given the threshold (a share) where the alert has one."""
+    shown = {} if threshold is None else {"threshold": percent(threshold)}
+    return AlertRule(
+        alert=alert,
+        expr=expr,
+        for_=for_,
+        labels=alert_labels(model, "warning"),
+        annotations=_annotations(model, kind, **shown),
+        kind=kind,
+        params={} if threshold is None else {"threshold": threshold},
+    )
+
+
 def _quality_alerts(model: ResolvedModel) -> list[AlertRule]:
     labels = scope(model)
     alerts: list[AlertRule] = []
-    drift = model.monitoring.drift
-    if drift is not None and drift.psi is not None:
-        psi = selector(contract.FEATURE_DRIFT.name, labels)
-        for level, threshold, severity in (
-            ("warning", drift.psi.warning, "warning"),
-            ("critical", drift.psi.critical, "critical"),
-        ):
-            alerts.append(
-                AlertRule(
-                    alert=f"ModelFeatureDrift{level.capitalize()}",
-                    expr=f"max by (feature) ({psi}) > {number(threshold)}",
-                    for_="15m",
-                    labels=alert_labels(model, severity),
-                    annotations=_annotations(model, f"drift-{level}", threshold=number(threshold)),
-                    kind=f"drift-{level}",
-                    params={"threshold": threshold, "features": [f.name for f in model.model.features]},
-                )
-            )
     ratio = model.monitoring.alerts.invalidInputRatio
     invalid = selector(contract.INVALID_INPUTS.total, labels)
     requests = selector(contract.REQUESTS.total, labels)
-    alerts.append(
-        AlertRule(
-            alert="ModelInvalidInputRatioHigh",
-            expr=f"sum(rate({invalid}[10m]))\n/\nsum(rate({requests}[10m]))\n> {number(ratio)}",
-            for_="10m",
-            labels=alert_labels(model, "warning"),
-            annotations=_annotations(model, "invalid-input", threshold=percent(ratio)),
-            kind="invalid-input",
-            params={"threshold": ratio},
-        )
-    )
+    invalid_ratio = f"sum(rate({invalid}[10m]))\n/\nsum(rate({requests}[10m]))\n> {number(ratio)}"
+    alerts.append(_warning(model, "invalid-input", "ModelInvalidInputRatioHigh", invalid_ratio, "10m", ratio))
     info = selector(contract.MODEL_INFO.info, labels)
-    alerts.append(
-        AlertRule(
-            alert="ModelNoTraffic",
-            expr=f"(sum(rate({requests}[15m])) or vector(0)) == 0\nand on ()\ncount({info}) > 0",
-            for_="30m",
-            labels=alert_labels(model, "warning"),
-            annotations=_annotations(model, "no-traffic"),
-            kind="no-traffic",
-        )
-    )
+    no_traffic = f"(sum(rate({requests}[15m])) or vector(0)) == 0\nand on ()\ncount({info}) > 0"
+    alerts.append(_warning(model, "no-traffic", "ModelNoTraffic", no_traffic, "30m"))
     if model.model.task == "classification":
         predictions = selector(contract.PREDICTIONS.total, labels)
+        collapse = (
+            f"max(sum by (class) (increase({predictions}[30m])))\n"
+            f"/\nsum(increase({predictions}[30m]))\n> {number(COLLAPSE_SHARE)}\n"
+            f"and on ()\nsum(increase({predictions}[30m])) >= {COLLAPSE_MIN_PREDICTIONS}"
+        )
         alerts.append(
-            AlertRule(
-                alert="ModelPredictionCollapse",
-                expr=(
-                    f"max(sum by (class) (increase({predictions}[30m])))\n"
-                    f"/\nsum(increase({predictions}[30m]))\n> {number(COLLAPSE_SHARE)}\n"
-                    f"and on ()\nsum(increase({predictions}[30m])) >= {COLLAPSE_MIN_PREDICTIONS}"
-                ),
-                for_="15m",
-                labels=alert_labels(model, "warning"),
-                annotations=_annotations(model, "prediction-collapse", threshold=percent(COLLAPSE_SHARE)),
-                kind="prediction-collapse",
-            )
+            _warning(model, "prediction-collapse", "ModelPredictionCollapse", collapse, "15m", COLLAPSE_SHARE)
         )
-    alerts.append(
-        AlertRule(
-            alert="ModelVersionMismatch",
-            expr=f"count(count by (version) ({info})) > 1",
-            for_="30m",
-            labels=alert_labels(model, "warning"),
-            annotations=_annotations(model, "version-mismatch"),
-            kind="version-mismatch",
-        )
-    )
+    mismatch = f"count(count by (version) ({info})) > 1"
+    alerts.append(_warning(model, "version-mismatch", "ModelVersionMismatch", mismatch, "30m"))
     return alerts
 
 
-def rule_groups(model: ResolvedModel) -> list[RuleGroup]:
+def rule_groups(model: ResolvedModel, labelling: EnvironmentAlerts | None = None) -> list[RuleGroup]:
+    """Every rule group of the model; alert labels as the environment's `labelling` says."""
     groups: list[RuleGroup] = []
     model_slos = slos(model)
     if model_slos:
@@ -301,7 +272,43 @@ def rule_groups(model: ResolvedModel) -> list[RuleGroup]:
         groups.append(RuleGroup(f"modelops-{model.name}-slo-recording", recording))
         groups.append(RuleGroup(f"modelops-{model.name}-slo-alerts", alerting))
     groups.append(RuleGroup(f"modelops-{model.name}-quality-alerts", list(_quality_alerts(model))))
-    return groups
+    groups.extend(_drift_groups(model))
+    groups.extend(_quality_slo_groups(model))
+    return groups if labelling is None else [_relabelled(group, labelling) for group in groups]
+
+
+def _relabelled(group: RuleGroup, labelling: EnvironmentAlerts) -> RuleGroup:
+    """The group with its alerts' severities replaced and the dropped labels left off."""
+    replaced: dict[str, str] = {str(k): str(v) for k, v in labelling.severity.items()}
+    rules: list[RecordingRule | AlertRule] = []
+    for rule in group.rules:
+        if isinstance(rule, AlertRule):
+            labels = {k: v for k, v in rule.labels.items() if k not in labelling.dropLabels}
+            labels["severity"] = replaced.get(labels["severity"], labels["severity"])
+            rule = replace(rule, labels=labels)
+        rules.append(rule)
+    return RuleGroup(group.name, rules)
+
+
+def _drift_groups(model: ResolvedModel) -> list[RuleGroup]:
+    """PSI recorded from bin counters summed across pods (see drift_rules), and its alerts."""
+    recorded = drift_rules.recordings(model)
+    if not recorded or model.monitoring.drift is None:
+        return []
+    window = model.monitoring.drift.window.text
+    alerts = [
+        AlertRule(
+            alert=a.alert,
+            expr=a.expr,
+            for_=drift_rules.DRIFT_FOR,
+            labels=alert_labels(model, a.severity),
+            annotations=_annotations(model, a.kind, threshold=number(a.threshold), window=window),
+            kind=a.kind,
+            params={"threshold": a.threshold, "names": a.names},
+        )
+        for a in drift_rules.alerts(model)
+    ]
+    return _recorded_groups(model, "drift", recorded, alerts)
 
 
 def rule_file(groups: list[RuleGroup]) -> dict[str, Any]:
@@ -311,3 +318,47 @@ def rule_file(groups: list[RuleGroup]) -> dict[str, Any]:
 
 def alerts_of(groups: list[RuleGroup]) -> list[AlertRule]:
     return [rule for group in groups for rule in group.rules if isinstance(rule, AlertRule)]
+
+
+def _quality_slo_groups(model: ResolvedModel) -> list[RuleGroup]:
+    """Quality SLOs from ground truth (see quality_rules): SLIs, budget and burn-rate alerts."""
+    quality = model.monitoring.quality
+    recorded = quality_rules.recordings(model)
+    if not recorded or quality is None:
+        return []
+    alerts = [
+        AlertRule(
+            alert=a.alert,
+            expr=a.expr,
+            labels=alert_labels(model, a.severity, slo=a.slo.metric),
+            annotations=_annotations(
+                model,
+                a.kind,
+                slo=a.slo.metric,
+                objective=a.slo.describe,
+                period=quality.window.text,
+                pages=a.pages,
+                delay=quality.labelDelay.text,
+            ),
+            kind=a.kind,
+            params={"quality": a.slo, "pairs": a.pairs},
+        )
+        for a in quality_rules.alerts(model)
+    ]
+    return _recorded_groups(model, "quality-slo", recorded, alerts)
+
+
+def _recorded_groups(
+    model: ResolvedModel,
+    part: str,
+    recorded: Sequence[drift_rules.Recording | quality_rules.Recording],
+    alerts: list[AlertRule],
+) -> list[RuleGroup]:
+    """A part's recording group (from the records its module computes) and its alert group."""
+    return [
+        RuleGroup(
+            f"modelops-{model.name}-{part}-recording",
+            [RecordingRule(r.record, r.expr, r.labels) for r in recorded],
+        ),
+        RuleGroup(f"modelops-{model.name}-{part}-alerts", list(alerts)),
+    ]

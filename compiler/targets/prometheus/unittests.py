@@ -156,36 +156,6 @@ def _slo_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
     return cases
 
 
-def _drift_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
-    drift = model.monitoring.drift
-    psi = drift.psi if drift is not None else None
-    assert psi is not None, "drift alerts exist only when drift.psi is set"
-    feature = alert.params["features"][0]
-    warning, critical = psi.warning, psi.critical
-    between = (warning + critical) / 2
-    if alert.kind == "drift-warning":
-        # Two thresholds a float apart have no value between them: above critical still fires.
-        firing = between if between > warning else critical * 1.5
-        quiet = warning / 2
-    else:
-        firing, quiet = critical * 1.5, between
-    metric = contract.FEATURE_DRIFT.name
-
-    def gauge(value: float) -> list[dict[str, str]]:
-        return [_series(metric, _labels(model, feature=feature), flat(value, 31))]
-
-    return [
-        _case(
-            f"{alert.alert}: PSI {number(firing)} on {feature}",
-            gauge(firing),
-            alert,
-            30,
-            _expected(alert, {"feature": feature}),
-        ),
-        _case(f"{alert.alert}: PSI {number(quiet)} on {feature}", gauge(quiet), alert, 30, []),
-    ]
-
-
 def _invalid_input_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
     threshold = alert.params["threshold"]
 
@@ -285,8 +255,6 @@ def _version_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
 SCENARIOS: dict[str, Callable[[ResolvedModel, AlertRule], list[Case]]] = {
     "slo-fast": _slo_cases,
     "slo-slow": _slo_cases,
-    "drift-warning": _drift_cases,
-    "drift-critical": _drift_cases,
     "invalid-input": _invalid_input_cases,
     "no-traffic": _no_traffic_cases,
     "prediction-collapse": _collapse_cases,
@@ -298,5 +266,17 @@ def unit_tests(
     model: ResolvedModel, groups: list[RuleGroup], rule_file: str = "rules.yaml"
 ) -> dict[str, Any]:
     """A promtool test file covering every alert in `groups`, firing and quiet."""
-    tests = [case for alert in alerts_of(groups) for case in SCENARIOS[alert.kind](model, alert)]
-    return {"rule_files": [rule_file], "evaluation_interval": EVALUATION_INTERVAL, "tests": tests}
+    # Built on this module's helpers, so imported here rather than at the top (no cycle).
+    from compiler.targets.prometheus.drift_tests import SCENARIOS as DRIFT_SCENARIOS
+    from compiler.targets.prometheus.quality_tests import SCENARIOS as QUALITY_SCENARIOS
+
+    scenarios = SCENARIOS | DRIFT_SCENARIOS | QUALITY_SCENARIOS
+    tests = [case for alert in alerts_of(groups) for case in scenarios[alert.kind](model, alert)]
+    # promtool evaluates groups in random order unless told: recordings first, as in the file,
+    # so an alert never reads a recording one evaluation behind (flaky at edge times).
+    return {
+        "rule_files": [rule_file],
+        "evaluation_interval": EVALUATION_INTERVAL,
+        "group_eval_order": [group.name for group in groups],
+        "tests": tests,
+    }
