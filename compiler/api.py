@@ -16,27 +16,42 @@ fallback when a cached model's directory cannot be kept live here, once.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from compiler.bundle.layout import MANIFEST
+from compiler.bundle.bundle import Sink
+from compiler.bundle.layout import MANIFEST, model_documents
+from compiler.bundle.layout import serialise as serialise_document
 from compiler.bundle.writer import (
+    Staging,
     TreeChanges,
+    changes_of,
     check_target,
     compare_listings,
     ensure_ours,
+    hash_tree,
     interrupted,
     locked,
+    read_manifest,
     refuse_in_the_way,
-    update_tree,
+    split_owned_hashes,
 )
-from compiler.compile import CannotKeep, Compiled, CompileInput, PreviousTree, compile_entries, entries_of
+from compiler.compile import (
+    CannotKeep,
+    Compiled,
+    CompileInput,
+    PreviousTree,
+    compile_entries,
+    default_jobs,
+    entries_of,
+)
 from compiler.diagnostics import Diagnostic
 from compiler.errors import ModelopsError, OutputError
 from compiler.pipeline import Checked, check_at_ref
 from compiler.pipeline import check as check_specs
+from compiler.review.review import Review, SideFailed, review  # diff --base: only what changed
 from compiler.spec.catalog import find_project_file
 from compiler.stamp import Stamp
 
@@ -53,11 +68,16 @@ __all__ = [
     "ModelopsError",
     "Options",
     "Project",
+    "Review",
+    "SideFailed",
     "Written",
     "apply",
     "check",
+    "documents",
     "plan",
     "render",
+    "review",
+    "serialise",
     "targets",
     "write",
 ]
@@ -67,8 +87,9 @@ class Mode(enum.Enum):
     """How much a compile trusts what the last one left."""
 
     UPDATE = "update"  # reuse unchanged models' files and the check cache; write what changed
-    FULL = "full"  # check and render everything again, read every file; write what changed
-    CHECK = "check"  # like FULL, but write nothing: report what an update would change
+    FULL = "full"  # check and render everything again, hash every file; write what changed
+    CHECK = "check"  # write nothing: render the models whose inputs changed, hash every file
+    # against what the manifest and the renders say, report what an update would change
 
 
 class CheckFailed(ModelopsError):
@@ -89,6 +110,7 @@ class Options:
     ref: str | None = None  # compile the specs as they are at this Git ref
     stamp: bool | None = None
     out: Path | None = None  # default: generated/ beside the specs directory
+    jobs: int | None = None  # worker processes that render; default: the CPUs this process may use
 
 
 @dataclass
@@ -189,12 +211,24 @@ def _check_working_tree(options: Options, mode: Mode) -> CompileInput:
     return passed
 
 
-def render(project: Project, previous: PreviousTree | None = None, *, reuse: bool = True) -> Compiled:
-    """Every file of the output tree, in memory (pure: no I/O). With a previous tree, unchanged
-    model directories are kept (when `reuse`); raises CannotKeep for a cached model it cannot keep."""
+def render(
+    project: Project, previous: PreviousTree | None = None, *, reuse: bool = True, sink: Sink | None = None
+) -> Compiled:
+    """Every file of the output tree, in `Compiled.files` or, one by one, to `sink` (no I/O of its
+    own). With a previous tree, unchanged model directories are kept (when `reuse`); raises
+    CannotKeep for a cached model it cannot keep."""
     inputs = project.inputs
+    jobs = project.options.jobs or default_jobs()
+    environments = _environments(project.options)
     return compile_entries(
-        inputs.entries, inputs.project, project.stamp, previous, _environments(project.options), reuse=reuse
+        inputs.entries,
+        inputs.project,
+        project.stamp,
+        previous,
+        environments,
+        reuse=reuse,
+        sink=sink,
+        jobs=jobs,
     )
 
 
@@ -213,12 +247,7 @@ def write(
                 f"a compile of {out} was stopped half-way through writing; run `modelops compile` "
                 "to finish it, then check again"
             )
-        previous = PreviousTree.from_disk(out)
-        _warn_damaged(previous, out, warn)
-        compiled = render(project, previous, reuse=False)
-        refuse_in_the_way(out, compiled.listing(), previous.foreign)  # as an update would
-        changes = compare_listings(compiled.listing(), previous.full_listing())
-        return Written(out, changes, previous.foreign, previous.damaged, len(project.inputs.entries))
+        return _check(project, out, warn)
     try:
         with locked(out) as tree:
             ensure_ours(tree)
@@ -226,13 +255,16 @@ def write(
             if previous.manifest is None:  # no manifest, or a damaged one: see what is there
                 previous = PreviousTree.from_disk(out)
             _warn_damaged(previous, out, warn)
-            try:
-                compiled = render(project, previous, reuse=mode is Mode.UPDATE)
-            except CannotKeep:  # a cached model whose directory is gone or stale: check it all
-                project = _checked_again(project)
-                compiled = render(project, previous, reuse=mode is Mode.UPDATE)
-            refuse_in_the_way(out, compiled.listing(), previous.foreign)
-            changes = update_tree(tree, compiled.files, compiled.kept, previous.full_listing())
+            existing = previous.full_listing()
+            with Staging(tree, existing) as staging:  # each file staged as it is rendered
+                try:
+                    compiled = render(project, previous, reuse=mode is Mode.UPDATE, sink=staging)
+                except CannotKeep:  # a cached model whose directory is gone or stale: check it all
+                    project = _checked_again(project)
+                    compiled = render(project, previous, reuse=mode is Mode.UPDATE, sink=staging)
+                refuse_in_the_way(out, compiled.listing, previous.foreign)
+                changes = changes_of(staging.listing, compiled.kept, existing)
+                staging.commit(changes.removed)
     except OSError as err:  # full disk, permissions: nothing was committed, the old tree is intact
         raise OutputError(
             f"cannot write {out}: {err.strerror or err}; the previous tree was left as it was"
@@ -243,10 +275,68 @@ def write(
         previous.foreign,
         previous.damaged,
         len(project.inputs.entries),
-        len(compiled.files) + len(compiled.kept),
+        len(compiled.listing),
         compiled.rendered,
         compiled.reused,
     )
+
+
+def _check(project: Project, out: Path, warn: Callable[[str], None] | None) -> Written:
+    """What an update would change, writing nothing: models whose inputs the manifest records
+    as unchanged are not rendered, their files are expected as the manifest lists them, and
+    every file on disk is hashed (read once) to find one edited, removed or added by hand."""
+    if interrupted(out):  # a check writes nothing, so it cannot finish the update itself
+        raise OutputError(
+            f"a compile of {out} was stopped half-way through writing; run `modelops compile` "
+            "to finish it, then check again"
+        )
+    expected = PreviousTree.from_manifest(out)  # what the last compile says it wrote
+    on_disk = hash_tree(out)
+    listing, foreign, damaged = split_owned_hashes(
+        on_disk, read_manifest(out) if MANIFEST in on_disk else None
+    )
+    if damaged:
+        expected = PreviousTree()
+    _warn_damaged(PreviousTree(damaged=damaged), out, warn)
+    compiled = render(project, expected, reuse=True, sink=_Nowhere())
+    refuse_in_the_way(out, compiled.listing, foreign)  # as an update would
+    actual = {**listing, MANIFEST: on_disk[MANIFEST]} if MANIFEST in on_disk else listing
+    changes = compare_listings(compiled.listing, actual)
+    return Written(
+        out,
+        changes,
+        foreign,
+        damaged,
+        len(project.inputs.entries),
+        len(compiled.listing),
+        compiled.rendered,
+        compiled.reused,
+    )
+
+
+def documents(project: Project) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each model's documents before serialisation, as (file name, document), rendered one by one
+    in this process: with `serialise`, how the benchmark times serialisation alone (its floor).
+    The environments' few shared files (kustomizations, overview, Argo CD, Flux) are not among
+    them. The project must come from a FULL or CHECK mode `check` (every model resolved)."""
+    names = tuple((env.name, env.namespace) for env in project.inputs.project.environments)
+    for entry in sorted(project.inputs.entries, key=lambda e: e.key):  # the chosen environments'
+        if entry.resolved is None:
+            raise ValueError(f"{entry.directory} came from the check cache: check in Mode.FULL")
+        for filename, document, _ in model_documents((entry.resolved, project.stamp, names)):
+            yield filename, document
+
+
+def serialise(filename: str, document: dict[str, Any]) -> bytes:
+    """A document's bytes as compile writes them to a file named `filename`."""
+    return serialise_document(filename, document)
+
+
+class _Nowhere:
+    """A check's sink: the digests are all it needs (compile keeps them)."""
+
+    def add(self, path: str, content: bytes) -> None:
+        pass
 
 
 def _checked_again(project: Project) -> Project:

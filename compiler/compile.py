@@ -9,22 +9,34 @@ bytes as a full compile.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import ctypes
 import hashlib
 import json
-from collections.abc import Iterable
+import multiprocessing
+import os
+import signal
+import stat
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler import __version__
+from compiler.bundle.bundle import Bundle, Sink
 from compiler.bundle.layout import (
     KUSTOMIZATION,
     MANIFEST,
+    Job,
     KeptModel,
+    ModelFile,
     build_bundle,
     environment_paths,
-    with_manifest,
+    manifest_json,
+    model_files,
 )
-from compiler.bundle.writer import digest, read_manifest, read_tree, split_owned
+from compiler.bundle.writer import digest, hash_tree, read_manifest, split_owned, split_owned_hashes
 from compiler.diagnostics import Diagnostic
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.project import Project
@@ -120,8 +132,16 @@ class PreviousTree:
 
     @classmethod
     def from_disk(cls, out: Path) -> PreviousTree:
-        """Read every file: for --full, --check and anything that must not trust the manifest."""
-        return cls.from_files(read_tree(out))
+        """Hash every file (read once each, none kept): for --full, --check and anything that
+        must not trust the manifest for what is on disk."""
+        hashes = hash_tree(out)
+        raw = read_manifest(out) if MANIFEST in hashes else None
+        try:
+            inputs = _strings(json.loads(raw).get("inputs")) if raw is not None else {}
+        except (ValueError, AttributeError):
+            inputs = {}
+        listing, foreign, damaged = split_owned_hashes(hashes, raw)
+        return cls(inputs, listing, hashes.get(MANIFEST), foreign, damaged)
 
     @classmethod
     def from_files(cls, files: dict[str, bytes]) -> PreviousTree:
@@ -164,13 +184,86 @@ class CannotKeep(Exception):
 
 @dataclass
 class Compiled:
-    files: dict[str, bytes]  # every rendered file, the manifest included
+    listing: dict[str, str]  # path -> sha256 of every file of the tree, the manifest included
     kept: dict[str, str]  # path -> sha256 of the files that stay on disk as they are
     rendered: int
     reused: int
+    files: dict[str, bytes] = field(default_factory=dict)  # the rendered files, when kept in memory
 
-    def listing(self) -> dict[str, str]:
-        return {**self.kept, **{path: digest(content) for path, content in self.files.items()}}
+
+class _Listed:
+    """A sink that keeps each file's digest, and its bytes only when asked to."""
+
+    def __init__(self, sink: Sink | None) -> None:
+        self.sink = sink
+        self.listing: dict[str, str] = {}
+
+    def add(self, path: str, content: bytes) -> None:
+        if path in self.listing:
+            raise ValueError(f"two outputs want the same path {path!r}")
+        self.listing[path] = digest(content)
+        if self.sink is not None:
+            self.sink.add(path, content)
+
+
+PARALLEL_THRESHOLD = 48  # models to render; below this, starting worker processes costs more
+IN_FLIGHT = 2  # batches queued per worker: enough to keep it busy, few enough to bound memory
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _worker_start(parent: int) -> None:
+    """A worker dies with the compile that started it, and closes the directories it inherited:
+    among them the output's lock, which a killed compile must not leave held by its workers."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    if os.getppid() != parent:
+        os._exit(1)
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc/self/fd").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                if stat.S_ISDIR(os.fstat(int(entry.name)).st_mode):
+                    os.close(int(entry.name))
+
+
+def _render_batch(batch: list[Job]) -> list[list[ModelFile]]:
+    return [model_files(job) for job in batch]
+
+
+def render_in_order(jobs: list[Job], workers: int) -> Iterator[tuple[ResolvedModel, list[ModelFile]]]:
+    """Each model with its files, in the order given; in `workers` processes when there is
+    enough work. At most IN_FLIGHT batches per worker are pending, so memory holds a bounded
+    number of models' files whatever their count."""
+    if workers < 2 or len(jobs) < PARALLEL_THRESHOLD:
+        for job in jobs:
+            yield job[0], model_files(job)
+        return
+    size = max(1, min(16, len(jobs) // (workers * 4)))
+    batches = iter([jobs[start : start + size] for start in range(0, len(jobs), size)])
+    methods = multiprocessing.get_all_start_methods()  # fork: workers start with the code loaded
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)
+    )
+    try:
+        pending: collections.deque[tuple[list[Job], Future[list[list[ModelFile]]]]] = collections.deque()
+        for batch in batches:
+            pending.append((batch, pool.submit(_render_batch, batch)))
+            if len(pending) >= workers * IN_FLIGHT:
+                break
+        while pending:
+            batch, future = pending.popleft()
+            results = future.result()
+            following = next(batches, None)
+            if following is not None:
+                pending.append((following, pool.submit(_render_batch, following)))
+            for job, files in zip(batch, results, strict=True):
+                yield job[0], files
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def compile_entries(
@@ -181,13 +274,18 @@ def compile_entries(
     environments: list[str] | None = None,
     *,
     reuse: bool = True,
+    sink: Sink | None = None,
+    jobs: int = 1,
 ) -> Compiled:
-    """Every file of the output tree (environments: all when None). With a previous tree,
-    unchanged model directories are kept (when `reuse`) and the other environments' files stay."""
+    """Every file of the output tree (environments: all when None), each handed to `sink` as it
+    is rendered (the manifest last); without a sink they are kept in `Compiled.files`. With a
+    previous tree, unchanged model directories are kept (when `reuse`) and the other
+    environments' files stay. Raises CannotKeep, before rendering anything, for a cached model
+    whose directory cannot be kept."""
     chosen = environments or [env.name for env in project.environments]
     names = [(env.name, env.namespace) for env in project.environments]
     previous = previous or PreviousTree()
-    selected = [e for e in entries if e.environment in chosen]
+    selected = sorted((e for e in entries if e.environment in chosen), key=lambda e: e.key)
     inputs = input_keys(selected, stamp, names)
     unchanged = {
         e.directory
@@ -198,21 +296,27 @@ def compile_entries(
     }
     on_disk, kept = previous.keep(unchanged)
     kept_models: list[KeptModel] = []
-    to_render: list[ResolvedModel] = []
+    work: list[Job] = []
+    environment_names = tuple(names)
     for entry in selected:
         if entry.directory in unchanged:
             kept_models.append(KeptModel(*entry.key, tuple(on_disk[entry.directory])))
         elif entry.resolved is None:
             raise CannotKeep(entry.directory)
         else:
-            to_render.append(entry.resolved)
-    bundle = build_bundle(to_render, project, stamp, chosen, kept_models)
+            work.append((entry.resolved, stamp, environment_names))
+    memory = Bundle() if sink is None else None
+    listed = _Listed(sink if sink is not None else memory)
+    build_bundle(render_in_order(work, jobs), project, chosen, kept_models, listed)
     if environments:  # what belongs to the environments we are not compiling stays
         ours = tuple(p for env in chosen for p in environment_paths(env))
         kept.update((p, sha) for p, sha in previous.listing.items() if not p.startswith(ours))
         inputs.update({d: k for d, k in previous.inputs.items() if not d.startswith(ours)})
-    files = with_manifest(dict(bundle.files), inputs, kept)
-    return Compiled(files, kept, len(to_render), len(kept_models))
+    listing = {**kept, **listed.listing}
+    listing.pop(MANIFEST, None)
+    listed.add(MANIFEST, manifest_json(listing, inputs))
+    files = memory.files if memory is not None else {}
+    return Compiled({**kept, **listed.listing}, kept, len(work), len(kept_models), files)
 
 
 def render_models(

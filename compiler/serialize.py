@@ -1,10 +1,24 @@
-"""Serialise objects once, deterministically: sorted keys, no wrapping, block style for text."""
+"""Serialise objects once, deterministically: sorted keys, no wrapping, block style for text.
+
+The bytes are PyYAML's (C dumper, with the representer below) and `json.dumps(indent=2,
+sort_keys=True, ensure_ascii=False)`'s. Both spend most of their time in pure Python (PyYAML's
+representer and resolver, json's indenting encoder), which made serialisation most of a compile.
+So the common shapes are written here directly, and everything else goes to those libraries:
+- YAML: block mappings and sequences of str, int, bool, None, float. A scalar's text comes from
+  libyaml itself (asked once per distinct value, remembered), except for printable ASCII strings
+  that are certainly plain: no indicator, and PyYAML's resolver reads them back as strings. A
+  document that shares an object (PyYAML writes an anchor) or holds another type goes to PyYAML.
+- JSON: orjson writes the same bytes except for NaN and infinities (it writes null) and floats
+  below 1e-4 (its exponent format differs); a document with either goes to json.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import orjson
 import yaml
 
 _BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -23,9 +37,8 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def to_yaml(obj: Any) -> bytes:
-    """One YAML document, the same bytes for the same object on every machine."""
-    text = yaml.dump(
+def _pyyaml(obj: Any) -> str:
+    text: str = yaml.dump(
         obj,
         Dumper=_Dumper,
         sort_keys=True,
@@ -34,8 +47,283 @@ def to_yaml(obj: Any) -> bytes:
         width=1_000_000,
         explicit_start=False,
     )
+    return text
+
+
+class _Unsupported(Exception):
+    """A document the direct writer does not handle: PyYAML writes it."""
+
+
+# libyaml's analysis of a single-line printable ASCII string, in block context: what keeps it
+# from being written plain (then it is single-quoted). The resolver has the last word: a plain
+# scalar must also read back as a string.
+_INDICATOR = re.compile(r"^[#,\[\]{}&*!|>'\"%@`]|^[-?:](?: |$)|: |:$| #|^(?:---|\.\.\.)|^ | $")
+_STR_TAG = "tag:yaml.org,2002:str"
+_RESOLVER = yaml.resolver.Resolver()
+_MAX_REMEMBERED = 100_000  # distinct scalars remembered per process; then forgotten, to bound memory
+
+_values: dict[str, str] = {}  # single-line string -> its text as a value
+_keys: dict[str, str] = {}  # string -> its text as a mapping key
+_blocks: dict[tuple[str, int], str] = {}  # (multi-line string, indent) -> its lines
+_floats: dict[str, str] = {}  # repr (0.0 and -0.0 are equal keys) -> text
+
+
+def _remember(memo: dict[Any, str], key: Any, text: str) -> str:
+    if len(memo) >= _MAX_REMEMBERED:
+        memo.clear()
+    memo[key] = text
+    return text
+
+
+def _plain(value: str) -> bool:
+    """Whether libyaml writes a printable ASCII line plain (else it single-quotes it)."""
+    return (
+        value != ""
+        and _INDICATOR.search(value) is None
+        and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG  # type: ignore[no-untyped-call]
+    )
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _simple(value: str) -> bool:
+    """Printable ASCII on one line, short enough never to be wrapped."""
+    return value.isascii() and value.isprintable() and len(value) < 100_000
+
+
+def _key_text(key: str) -> str:
+    text = _keys.get(key)
+    if text is None:
+        if _simple(key) and len(key) <= 128:  # longer keys are not simple keys for libyaml
+            text = key if _plain(key) else _quoted(key)
+        else:
+            probe = _pyyaml({key: 0})  # libyaml decides: quoted, or a complex key ("? ")
+            if probe.startswith("? ") or not probe.endswith(": 0\n") or "\n" in probe[:-4]:
+                raise _Unsupported
+            text = probe[:-4]
+        _remember(_keys, key, text)
+    return text
+
+
+def _string_text(value: str, indent: int) -> str:
+    """The string as a value at a block indent (the column of its mapping's keys, or of the
+    sequence's dashes), with the line break that ends it."""
+    text = _values.get(value)
+    if text is not None:
+        return text
+    if _simple(value):
+        return _remember(_values, value, (value if _plain(value) else _quoted(value)) + "\n")
+    block = _blocks.get((value, indent))
+    if block is None:
+        literal = _literal(value, indent)
+        block = _remember(_blocks, (value, indent), literal if literal is not None else _probe(value, indent))
+    return block
+
+
+def _literal(value: str, indent: int) -> str | None:
+    """A literal block ("|") as libyaml writes it, for the text _represent_str gives that style:
+    printable lines (no tab), none ending in a space, not starting with a space or a line break
+    (an indentation hint), at most one line break at the end (no "+" chomping). None otherwise."""
+    lines = value.split("\n")
+    if len(lines) < 2 or value[0] == " " or value[0] == "\n" or value.endswith("\n\n"):
+        return None
+    ends = value.endswith("\n")
+    if ends:
+        lines.pop()
+    margin = " " * (indent + 2)
+    for line in lines:
+        if line and (not line.isprintable() or line[-1] == " "):
+            return None
+    body = "".join(margin + line + "\n" if line else "\n" for line in lines)
+    return ("|\n" if ends else "|-\n") + body
+
+
+def _probe(value: object, indent: int) -> str:
+    """libyaml's text for a value in a mapping whose keys are at column `indent`."""
+    nested: object = value
+    for _ in range(indent // 2 + 1):
+        nested = {"k": nested}
+    probe = _pyyaml(nested)
+    prefix = "".join(f"{'  ' * level}k:\n" for level in range(indent // 2)) + " " * indent + "k: "
+    if indent % 2 or not probe.startswith(prefix) or probe.endswith("...\n"):
+        raise _Unsupported
+    return probe[len(prefix) :]
+
+
+def _scalar(value: object, indent: int) -> str:
+    kind = type(value)
+    if kind is str:
+        return _string_text(value, indent)  # type: ignore[arg-type]
+    if kind is bool:
+        return "true\n" if value else "false\n"
+    if kind is int:
+        return f"{value}\n"
+    if value is None:
+        return "null\n"
+    if kind is float:
+        key = repr(value)
+        text = _floats.get(key)
+        return text if text is not None else _remember(_floats, key, _probe(value, 0))
+    raise _Unsupported
+
+
+class _Shared(Exception):
+    """The document shares an object: PyYAML writes an anchor and aliases for it."""
+
+
+def _anchors(obj: Any) -> dict[int, str]:
+    """The anchor PyYAML gives each container met twice: numbered at the second meeting, in
+    the order its serialiser walks the document (keys sorted)."""
+    state: dict[int, str | None] = {}
+    count = 0
+
+    def visit(node: Any) -> None:
+        nonlocal count
+        kind = type(node)
+        if kind is not dict and kind is not list:
+            return
+        key = id(node)
+        if key in state:
+            if state[key] is None:
+                count += 1
+                state[key] = f"id{count:03d}"
+            return
+        state[key] = None
+        for item in (node[k] for k in sorted(node)) if kind is dict else node:
+            visit(item)
+
+    visit(obj)
+    return {key: anchor for key, anchor in state.items() if anchor is not None}
+
+
+class _Writer:
+    """Block YAML as PyYAML writes it: two-space mappings, sequences not indented under a key.
+    Without `anchors` a shared container raises _Shared; with them, it gets &idNNN then *idNNN."""
+
+    def __init__(self, anchors: dict[int, str] | None = None) -> None:
+        self.parts: list[str] = []
+        self.anchors = anchors
+        self.seen: set[int] = set()
+
+    def mark(self, value: dict[Any, Any] | list[Any]) -> str:
+        """Nothing for a container met once; else "&idNNN" the first time, "*idNNN" after."""
+        key = id(value)
+        if self.anchors is None:
+            if key in self.seen:
+                raise _Shared
+            self.seen.add(key)
+            return ""
+        anchor = self.anchors.get(key)
+        if anchor is None:
+            return ""
+        if key in self.seen:
+            return "*" + anchor
+        self.seen.add(key)
+        return "&" + anchor
+
+    def mapping(self, mapping: dict[Any, Any], indent: str, inline: bool = False) -> None:
+        """`inline`: the first key follows a "- " already written."""
+        parts = self.parts
+        try:
+            keys = sorted(mapping)
+        except TypeError:
+            raise _Unsupported from None
+        deeper = indent + "  "
+        for key in keys:
+            if type(key) is not str:
+                raise _Unsupported
+            if inline:
+                inline = False
+            else:
+                parts.append(indent)
+            parts.append(_key_text(key))
+            value = mapping[key]
+            kind = type(value)
+            if kind is dict or kind is list:
+                mark = self.mark(value)
+                if mark[:1] == "*":
+                    parts.append(f": {mark}\n")
+                elif not value:
+                    empty = "{}" if kind is dict else "[]"
+                    parts.append(f": {mark} {empty}\n" if mark else f": {empty}\n")
+                else:
+                    parts.append(f": {mark}\n" if mark else ":\n")
+                    if kind is dict:
+                        self.mapping(value, deeper)
+                    else:
+                        self.sequence(value, indent)
+            else:
+                parts.append(": ")
+                parts.append(_scalar(value, len(indent)))
+
+    def sequence(self, items: list[Any], indent: str, inline: bool = False) -> None:
+        parts = self.parts
+        deeper = indent + "  "
+        for item in items:
+            if inline:
+                inline = False
+                parts.append("- ")
+            else:
+                parts.append(indent + "- ")
+            kind = type(item)
+            if kind is dict or kind is list:
+                mark = self.mark(item)
+                if mark[:1] == "*":
+                    parts.append(mark + "\n")
+                elif not item:
+                    empty = "{}\n" if kind is dict else "[]\n"
+                    parts.append(f"{mark} {empty}" if mark else empty)
+                else:
+                    if mark:
+                        parts.append(mark + "\n" + deeper)
+                    if kind is dict:
+                        self.mapping(item, deeper, inline=True)
+                    else:
+                        self.sequence(item, deeper, inline=True)
+            else:
+                parts.append(_scalar(item, len(indent)))
+
+
+def _direct(obj: Any) -> str:
+    try:
+        return _write(obj, None)
+    except _Shared:
+        return _write(obj, _anchors(obj))
+
+
+def _write(obj: Any, anchors: dict[int, str] | None) -> str:
+    writer = _Writer(anchors)
+    kind = type(obj)
+    if not obj or (kind is not dict and kind is not list) or writer.mark(obj):
+        raise _Unsupported  # a scalar, an empty or a self-containing document
+    if kind is dict:
+        writer.mapping(obj, "")
+    else:
+        writer.sequence(obj, "")
+    return "".join(writer.parts)
+
+
+def to_yaml(obj: Any) -> bytes:
+    """One YAML document, the same bytes for the same object on every machine."""
+    try:
+        text = _direct(obj)
+    except _Unsupported:
+        text = _pyyaml(obj)
     return text.encode("utf-8")
 
 
+_JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+_EXPONENT = re.compile(r"[0-9]e-")
+
+
 def to_json(obj: Any) -> bytes:
+    """Indented, key-sorted JSON and a newline: json.dumps's bytes, mostly written by orjson."""
+    try:
+        compact = json.dumps(obj, allow_nan=False, ensure_ascii=False)  # C speed: finds NaN
+        if _EXPONENT.search(compact) is None:  # no float below 1e-4 (nor such text)
+            return orjson.dumps(obj, option=_JSON_OPTIONS)
+    except (ValueError, TypeError, orjson.JSONEncodeError):
+        pass
     return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -153,7 +154,7 @@ def test_output_linked_to_another_filesystem(
     assert (elsewhere / ".modelops-manifest.json").is_file()
     edit(project / "specs" / "credit-default.yaml", "version: 1.4.0", "version: 1.5.0")
     second = compile_into(cli, project)
-    assert second.code == 0 and "0 added, 24 changed, 0 removed" in second.out
+    assert second.code == 0 and re.search(r"0 added, [1-9][0-9]* changed, 0 removed", second.out)
     assert compile_into(cli, project, "--check").code == 0
     assert compile_into(cli, project, "--full", out="expected").code == 0
     assert read_tree(project / "generated") == read_tree(project / "expected")

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Sink(Protocol):
+    """Where rendered files go as they are made: a Bundle in memory, or a write's staging area."""
+
+    def add(self, path: str, content: bytes) -> None: ...
 
 
 @dataclass

@@ -10,15 +10,13 @@ generated/.modelops-manifest.json                what modelops wrote (lets it re
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.bundle.bundle import Bundle
+from compiler.bundle.bundle import Bundle, Sink
 from compiler.resolve.resolved import ResolvedModel
 from compiler.serialize import to_json, to_yaml
 from compiler.spec.project import Project
@@ -67,9 +65,6 @@ def environment_paths(environment: str) -> tuple[str, ...]:
     )
 
 
-PARALLEL_THRESHOLD = 200  # below this, starting worker processes costs more than it saves
-
-
 # (file name in the model's directory, content, whether it is a Kubernetes object)
 ModelFile = tuple[str, bytes, bool]
 # (file name, the document before serialisation, whether it is a Kubernetes object)
@@ -81,7 +76,7 @@ def model_documents(job: Job) -> list[ModelDocument]:
     """Every document of one model in one environment: objects, rules and tests, dashboard."""
     model, stamp, environments = job
     docs: list[ModelDocument] = [(r.filename, r.body, True) for r in render_model(model, stamp)]
-    groups = rule_groups(model)
+    groups = rule_groups(model, model.alerting)
     dashboard = model_dashboard(model, list(environments))
     uid = model_dashboard_uid(model.environment, model.name)
     docs += [
@@ -106,7 +101,8 @@ def serialise(filename: str, document: dict[str, Any]) -> bytes:
     return to_json(document) if filename.endswith(".json") else to_yaml(document)
 
 
-def _model_files(job: Job) -> list[ModelFile]:
+def model_files(job: Job) -> list[ModelFile]:
+    """One model's files, serialised (what compile's worker processes run)."""
     return [(name, serialise(name, doc), is_object) for name, doc, is_object in model_documents(job)]
 
 
@@ -137,38 +133,23 @@ class KeptModel:
         return (self.environment, self.namespace, self.name)
 
 
-def render_all(
-    models: list[ResolvedModel], stamp: Stamp, environments: tuple[tuple[str, str], ...]
-) -> list[list[ModelFile]]:
-    """Render every model, on every core when there are many: serialisation is CPU-bound."""
-    workers = min(os.cpu_count() or 1, 8)
-    jobs = [(model, stamp, environments) for model in models]
-    if len(jobs) < PARALLEL_THRESHOLD or workers < 2:
-        return [_model_files(job) for job in jobs]
-    import multiprocessing  # only here: an incremental compile renders a model or two
-
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return [_model_files(job) for job in jobs]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return pool.map(_model_files, jobs, chunksize=max(16, len(jobs) // (workers * 8)))
-
-
 def build_bundle(
-    models: list[ResolvedModel],
+    rendered: Iterable[tuple[ResolvedModel, list[ModelFile]]],
     project: Project,
-    stamp: Stamp,
     environments: list[str],
     kept: Sequence[KeptModel] = (),
-) -> Bundle:
+    bundle: Sink | None = None,
+) -> Sink:
     """Every output file for the chosen environments (the same bytes on every run), except the
-    files of `kept` model directories, which stay as they are on disk."""
-    bundle = Bundle()
-    chosen = sorted((m for m in models if m.environment in environments), key=lambda m: m.key)
+    files of `kept` model directories, which stay as they are on disk. `rendered` are the
+    models' files (model_files), in the order of their keys; each file goes to `bundle` as it
+    comes, so a sink that writes it out holds one model at a time."""
+    bundle = Bundle() if bundle is None else bundle
     names = tuple((env.name, env.namespace) for env in project.environments)
     object_files: dict[tuple[str, str, str], list[str]] = {
         k.key: [f for f in k.filenames if is_object(f)] for k in kept if k.environment in environments
     }
-    for model, files in zip(chosen, render_all(chosen, stamp, names), strict=True):
+    for model, files in rendered:
         directory = model_directory(model)
         for filename, content, _ in files:
             bundle.add(f"{directory}/{filename}", content)
@@ -206,7 +187,7 @@ def build_bundle(
 
 
 def _overview(
-    bundle: Bundle,
+    bundle: Sink,
     environment: str,
     namespace: str,
     model_count: int,
@@ -221,20 +202,6 @@ def _overview(
     path = f"{namespace}/overview-dashboard-configmap.yaml"
     bundle.add(f"{environment}/{path}", to_yaml(configmap))
     return [path]
-
-
-def with_manifest(
-    files: dict[str, bytes], inputs: dict[str, str] | None = None, kept: Mapping[str, str] | None = None
-) -> dict[str, bytes]:
-    """Add the manifest that marks the tree as written by modelops, lists its files (with the
-    `kept` ones, path to sha256, that stay on disk as they are), and records a hash of each
-    model directory's inputs (for incremental compiles)."""
-    listing = dict(kept or {})
-    listing.update((path, hashlib.sha256(content).hexdigest()) for path, content in files.items())
-    listing.pop(MANIFEST, None)
-    result = {path: content for path, content in files.items() if path != MANIFEST}
-    result[MANIFEST] = manifest_json(listing, inputs or {})
-    return result
 
 
 def manifest_json(listing: Mapping[str, str], inputs: Mapping[str, str]) -> bytes:

@@ -28,9 +28,10 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from compiler.bundle.layout import MANIFEST
 from compiler.errors import OutputError
@@ -240,16 +241,30 @@ def read_tree(root: Path) -> dict[str, bytes]:
     """Every regular file below root, by relative POSIX path (the staging area excepted).
     A link, FIFO, socket or device anywhere below root is refused, not followed."""
     files: dict[str, bytes] = {}
-    fd = _open_root(root)
-    if fd is not None:
-        try:
-            _read_directory(fd, "", root, files)
-        finally:
-            os.close(fd)
+    _walk(root, files, lambda content: content)
     return files
 
 
-def _read_directory(fd: int, prefix: str, root: Path, files: dict[str, bytes]) -> None:
+def hash_tree(root: Path) -> dict[str, str]:
+    """What read_tree reads, as sha256 digests: each file is read once and let go, so a tree
+    of any size is compared in little memory."""
+    hashes: dict[str, str] = {}
+    _walk(root, hashes, digest)
+    return hashes
+
+
+def _walk(root: Path, files: dict[str, Any], take: Callable[[bytes], Any]) -> None:
+    fd = _open_root(root)
+    if fd is not None:
+        try:
+            _read_directory(fd, "", root, files, take)
+        finally:
+            os.close(fd)
+
+
+def _read_directory(
+    fd: int, prefix: str, root: Path, files: dict[str, Any], take: Callable[[bytes], Any]
+) -> None:
     if prefix.count("/") > MAX_DEPTH:
         raise OutputError(f"{root / prefix} is nested too deep for an output of modelops")
     with os.scandir(fd) as scan:
@@ -262,11 +277,11 @@ def _read_directory(fd: int, prefix: str, root: Path, files: dict[str, bytes]) -
             sub = _open_dir(fd, entry.name, root, relative)
             if sub is not None:
                 try:
-                    _read_directory(sub, relative + "/", root, files)
+                    _read_directory(sub, relative + "/", root, files, take)
                 finally:
                     os.close(sub)
         elif entry.is_file(follow_symlinks=False):
-            files[relative] = _read_file(fd, entry.name, root, relative)
+            files[relative] = take(_read_file(fd, entry.name, root, relative))
         else:
             raise _refusal(root, relative, entry.stat(follow_symlinks=False).st_mode)
 
@@ -292,16 +307,24 @@ def split_owned(files: Mapping[str, bytes]) -> tuple[dict[str, str], dict[str, s
     """A tree read from disk as (files modelops wrote, foreign files), both path -> sha256 with
     the manifest left out, and whether the manifest is damaged. Ownership is the manifest's
     list; when there is none to read (a merge conflict) every file counts as modelops'."""
+    hashes = {path: digest(content) for path, content in files.items()}
+    return split_owned_hashes(hashes, files.get(MANIFEST))
+
+
+def split_owned_hashes(
+    hashes: Mapping[str, str], manifest: bytes | None
+) -> tuple[dict[str, str], dict[str, str], bool]:
+    """split_owned for a tree already hashed (path -> sha256), given the manifest's bytes."""
     listed: object = None
-    with contextlib.suppress(KeyError, ValueError, AttributeError):
-        listed = json.loads(files[MANIFEST]).get("files")
+    with contextlib.suppress(TypeError, ValueError, AttributeError):
+        listed = json.loads(manifest).get("files")  # type: ignore[arg-type]
     ours = listed if isinstance(listed, dict) else None
     owned: dict[str, str] = {}
     foreign: dict[str, str] = {}
-    for path, content in files.items():
+    for path, sha in hashes.items():
         if path != MANIFEST:
-            (owned if ours is None or path in ours else foreign)[path] = digest(content)
-    return owned, foreign, ours is None and MANIFEST in files
+            (owned if ours is None or path in ours else foreign)[path] = sha
+    return owned, foreign, ours is None and MANIFEST in hashes
 
 
 def compare_listings(wanted: Mapping[str, str], existing: Mapping[str, str]) -> TreeChanges:
@@ -390,7 +413,7 @@ def _by_directory(paths: Iterable[str]) -> Iterator[tuple[str, list[str]]]:
 
 
 def _check_targets(
-    out: Output, writes: Mapping[str, bytes], removes: list[str], existing: Mapping[str, str]
+    out: Output, writes: Mapping[str, str], removes: list[str], existing: Mapping[str, str]
 ) -> None:
     """Before the commit, refuse a write or removal that would go through a link, over a
     special file, or over a file modelops did not write (unless it has the same bytes)."""
@@ -407,37 +430,99 @@ def _check_targets(
                     raise _refusal(out.path, relative, mode)
                 if relative in existing or relative == MANIFEST:  # ensure_ours vouched for it
                     continue
-                if _read_file(fds[-1], name, out.path, relative) != writes[relative]:
+                if digest(_read_file(fds[-1], name, out.path, relative)) != writes[relative]:
                     raise in_the_way(out.path, relative)
                 # else: a foreign file with the very bytes wanted, adopted
 
 
-def stage(out: Output, writes: Mapping[str, bytes], removes: list[str], existing: Mapping[str, str]) -> None:
-    """Write the new files into the staging area and commit the journal; the tree is not
-    touched yet. `existing` lists the files modelops wrote (path -> sha256)."""
-    for relative in [*writes, *removes]:
-        _inside(out.path, relative)
-    _check_targets(out, writes, removes, existing)
-    _discard(out.fd, out.path / TXN, TXN)
-    try:
-        with _directories(out.fd, out.path, f"{TXN}/{STAGED}", create=True) as fds:
+class Staging:
+    """The files of one update, written into the staging area as they come (only those whose
+    bytes differ from `existing`, the files modelops wrote: path -> sha256), so that memory
+    holds one file at a time. `commit` then makes them the tree's, all or nothing; until its
+    journal is written the tree is untouched, and leaving the `with` block before that discards
+    the stage."""
+
+    def __init__(self, out: Output, existing: Mapping[str, str]) -> None:
+        self.out = out
+        self.existing = existing
+        self.listing: dict[str, str] = {}  # every file added: path -> sha256
+        self.staged: dict[str, str] = {}  # path -> its number in the staging area
+        self._fds: list[int] | None = None  # the output, the staging area, its files
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+        if self._fds is not None:  # opened and never committed
+            with contextlib.suppress(OSError):
+                shutil.rmtree(TXN, dir_fd=self.out.fd)
+
+    def add(self, path: str, content: bytes) -> None:
+        if path in self.listing:
+            raise ValueError(f"two outputs want the same path {path!r}")
+        _inside(self.out.path, path)
+        sha = digest(content)
+        self.listing[path] = sha
+        if self.existing.get(path) != sha:
+            number = str(len(self.staged))
+            _create(self._open()[2], number, content)
+            self.staged[path] = number
+
+    def _open(self) -> list[int]:
+        if self._fds is None:
+            _discard(self.out.fd, self.out.path / TXN, TXN)  # left by a compile that never committed
+            fds = self._stack.enter_context(
+                _directories(self.out.fd, self.out.path, f"{TXN}/{STAGED}", create=True)
+            )
             assert fds is not None
-            txn, staged = fds[1], fds[2]
-            entries = []
-            for number, (relative, content) in enumerate(sorted(writes.items(), key=_manifest_last)):
-                _create(staged, str(number), content)
-                entries.append([relative, str(number)])
-            pending = JOURNAL + ".tmp"
-            _create(txn, pending, json.dumps({"writes": entries, "removes": sorted(removes)}).encode())
-            os.rename(pending, JOURNAL, src_dir_fd=txn, dst_dir_fd=txn)  # the commit point
-    except BaseException:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(TXN, dir_fd=out.fd)
-        raise
+            self._fds = fds
+        return self._fds
+
+    def journal(self, removes: list[str]) -> bool:
+        """Commit: write the journal naming every staged file and every removal (the tree is not
+        touched yet). False when there is nothing to do."""
+        for relative in removes:
+            _inside(self.out.path, relative)
+        if not self.staged and not removes:
+            return False
+        _check_targets(self.out, {path: self.listing[path] for path in self.staged}, removes, self.existing)
+        txn = self._open()[1]
+        writes = [[path, self.staged[path]] for path in sorted(self.staged, key=_manifest_last)]
+        pending = JOURNAL + ".tmp"
+        _create(txn, pending, json.dumps({"writes": writes, "removes": sorted(removes)}).encode())
+        os.rename(pending, JOURNAL, src_dir_fd=txn, dst_dir_fd=txn)  # the commit point
+        self._fds = None
+        self._stack.close()
+        return True
+
+    def commit(self, removes: list[str]) -> None:
+        """Make the tree hold every added file and lose `removes`, all or (after a crash, on
+        replay) all."""
+        if not self.journal(removes):
+            return
+        try:
+            _finish(self.out, self.out.fd, self.out.path / TXN, TXN)
+        except OSError as err:
+            raise OutputError(
+                f"updating {self.out.path} stopped half-way ({err.strerror or err}); the rest is "
+                f"recorded in {self.out.path / TXN}: fix the cause and run modelops compile again "
+                "to finish it"
+            ) from err
 
 
-def _manifest_last(item: tuple[str, bytes]) -> tuple[bool, str]:
-    return (item[0] == MANIFEST, item[0])
+def stage(out: Output, writes: Mapping[str, bytes], removes: list[str], existing: Mapping[str, str]) -> None:
+    """Stage `writes` and commit the journal, leaving the tree untouched: what a compile killed
+    right after its commit point leaves."""
+    with Staging(out, existing) as staging:
+        for relative, content in writes.items():
+            staging.add(relative, content)
+        staging.journal(removes)
+
+
+def _manifest_last(path: str) -> tuple[bool, str]:
+    return (path == MANIFEST, path)
 
 
 def _open_staging(parent: int, txn: Path, name: str) -> int | None:
@@ -583,35 +668,13 @@ def _remove_empty(fds: list[int], directory: str) -> None:
             return
 
 
-def apply_changes(
-    out: Output, writes: Mapping[str, bytes], removes: list[str], existing: Mapping[str, str]
-) -> None:
-    """Make the tree hold `writes` and lose `removes`, all or (after a crash, on replay) all."""
-    if not writes and not removes:
-        return
-    stage(out, writes, removes, existing)
-    try:
-        _finish(out, out.fd, out.path / TXN, TXN)
-    except OSError as err:
-        raise OutputError(
-            f"updating {out.path} stopped half-way ({err.strerror or err}); the rest is recorded in "
-            f"{out.path / TXN}: fix the cause and run modelops compile again to finish it"
-        ) from err
-
-
-def update_tree(
-    out: Output, files: Mapping[str, bytes], kept: Mapping[str, str], existing: Mapping[str, str]
+def changes_of(
+    listing: Mapping[str, str], kept: Mapping[str, str], existing: Mapping[str, str]
 ) -> TreeChanges:
-    """Turn the tree described by `existing` into `files` plus the `kept` files (both listings
-    map paths to sha256; kept files are in `existing` as they are). The caller holds the lock
-    and vouches for `existing`, the files modelops wrote; any other file stays. Work is in
-    proportion to `files`, not to the tree."""
-    hashes = {path: digest(content) for path, content in files.items()}
-    changes = TreeChanges(
-        added=sorted(p for p in hashes if p not in existing),
-        changed=sorted(p for p, sha in hashes.items() if p in existing and existing[p] != sha),
-        removed=sorted(existing.keys() - kept.keys() - hashes.keys()),
+    """What turns the tree described by `existing` into `listing` plus the `kept` files (all
+    path -> sha256; kept files are in `existing` as they are)."""
+    return TreeChanges(
+        added=sorted(p for p in listing if p not in existing),
+        changed=sorted(p for p, sha in listing.items() if p in existing and existing[p] != sha),
+        removed=sorted(existing.keys() - kept.keys() - listing.keys()),
     )
-    writes = {p: files[p] for p in changes.added + changes.changed}
-    apply_changes(out, writes, changes.removed, existing)
-    return changes

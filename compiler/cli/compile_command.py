@@ -8,7 +8,9 @@ import sys
 
 from compiler.api import CheckFailed, Mode, Options, Written, check, write
 from compiler.bundle.layout import MANIFEST
-from compiler.cli.report import print_diagnostics
+from compiler.cli.progress import Progress
+from compiler.cli.report import as_json, print_diagnostics
+from compiler.diagnostics import Diagnostic
 
 EXIT_OK, EXIT_STALE, EXIT_FAILED = 0, 1, 1
 FOREIGN_SHOWN = 10  # foreign files named one by one in text output; the rest are counted
@@ -16,18 +18,22 @@ FOREIGN_SHOWN = 10  # foreign files named one by one in text output; the rest ar
 
 def run_compile(args: argparse.Namespace) -> int:
     mode = Mode.CHECK if args.check else Mode.FULL if args.full else Mode.UPDATE
-    options = Options(args.paths, args.project, args.environments, args.ref, args.stamp, args.out)
+    options = Options(args.paths, args.project, args.environments, args.ref, args.stamp, args.out, args.jobs)
     fmt: str = args.format
     try:
-        project = check(options, mode)
-        if fmt == "text":
-            print_diagnostics(project.diagnostics, "text")  # warnings only, if any
-        written = write(project, mode, warn=None if fmt == "json" else print)
+        with Progress("compile", fmt) as progress:
+            progress.show("checking specs")
+            project = check(options, mode)
+            progress.clear()
+            if fmt == "text":
+                print_diagnostics(project.diagnostics, "text")  # warnings only, if any
+            progress.show("rendering and writing" if mode is not Mode.CHECK else "rendering and comparing")
+            written = write(project, mode, warn=None if fmt == "json" else print)
     except CheckFailed as failed:
         print_diagnostics(failed.diagnostics, fmt)
         print(failed, file=sys.stderr)
         return EXIT_FAILED
-    _report(written, fmt, check=mode is Mode.CHECK)
+    _report(written, fmt, check=mode is Mode.CHECK, warnings=project.diagnostics)
     if fmt == "text" and mode is not Mode.CHECK:
         inputs = project.inputs
         checked = f"checked {inputs.checked} spec file{'s' if inputs.checked != 1 else ''}"
@@ -36,10 +42,11 @@ def run_compile(args: argparse.Namespace) -> int:
     return EXIT_STALE if mode is Mode.CHECK and written.stale else EXIT_OK
 
 
-def _report(written: Written, fmt: str, *, check: bool) -> None:
+def _report(written: Written, fmt: str, *, check: bool, warnings: list[Diagnostic]) -> None:
     changes, out = written.changes, written.out
-    if fmt == "json":
+    if fmt == "json":  # the shape docs/json/compile.schema.json documents
         payload = {
+            "diagnostics": [as_json(d) for d in warnings],
             "output": str(out),
             "check": check,
             "stale": changes.any if check else None,
