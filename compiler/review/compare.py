@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 
 MAX_DIFF_LINES = 400
+# libyaml's safe loader where built: the same objects, ten times faster on an environment's kustomization
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def compare_trees(base: dict[str, bytes], head: dict[str, bytes], ignore: frozen
             fields: list[str] = []
             if path.endswith(".yaml"):
                 try:
-                    fields = _field_paths(yaml.safe_load(old), yaml.safe_load(new))
+                    fields = _field_paths(yaml.load(old, Loader=_Loader), yaml.load(new, Loader=_Loader))
                 except yaml.YAMLError:
                     fields = []
             changes.append(FileChange(path, "changed", unified(path, old, new), fields))

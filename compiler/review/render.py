@@ -6,12 +6,13 @@ import json
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
-
-from jinja2 import Template
+from typing import TYPE_CHECKING
 
 from compiler.review.compare import FileChange
 from compiler.review.summary import Breaking, ModelChange
-from compiler.templating import sandboxed_templates
+
+if TYPE_CHECKING:  # jinja2 loads for the Markdown comment alone
+    from jinja2 import Template
 
 COMMENT_MARKER = "<!-- modelops-diff -->"
 
@@ -70,18 +71,12 @@ def as_json(report: DiffReport) -> str:
 
 @cache
 def _template() -> Template:
+    from compiler.templating import sandboxed_templates
+
     source = resources.files("compiler.review").joinpath("templates/diff.md.j2").read_text()
     name = "modelops/diff.md.j2"
     return sandboxed_templates({name: source}, keep_trailing_newline=True)[name]
 
 
 def as_markdown(report: DiffReport) -> str:
-    return _template().render(
-        base=report.base,
-        head=report.head,
-        models=report.models,
-        files=report.files,
-        breaking=report.breaking,
-        acknowledged=report.acknowledged,
-        summary_line=report.summary_line(),
-    )
+    return _template().render(vars(report), summary_line=report.summary_line())  # every field, by name

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from compiler.resolve.resolved import ResolvedModel
 from compiler.review.compare import FileChange
@@ -86,24 +84,44 @@ def _facts(m: ResolvedModel) -> dict[str, str]:
     return facts
 
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The rendered documents of model directories: "<env>/<namespace>/<model>/" -> file name -> document.
+Documents = dict[str, dict[str, Any]]
 
 
-def _names(tree: dict[str, bytes], path: str, key: str) -> set[str]:
-    content = tree.get(path)
-    if content is None:
-        return set()
-    rules = yaml.load(content, Loader=_Loader) or {}
-    return {r[key] for g in rules.get("groups", []) for r in g.get("rules", []) if key in r}
+def _rules(documents: Documents, directory: str) -> list[dict[str, Any]]:
+    rules = documents.get(directory, {}).get("rules.yaml") or {}
+    return [r for g in rules.get("groups", []) for r in g.get("rules", [])]
+
+
+def _names(documents: Documents, directory: str, key: str) -> set[str]:
+    return {r[key] for r in _rules(documents, directory) if key in r}
+
+
+def _alert_labels(documents: Documents, directory: str) -> dict[str, dict[str, str]]:
+    return {r["alert"]: r.get("labels") or {} for r in _rules(documents, directory) if "alert" in r}
+
+
+def _label_changes(base_documents: Documents, head_documents: Documents, directory: str) -> list[str]:
+    """Routing changes of alerts on both sides: a severity or pager label decides who is woken."""
+    old, new = _alert_labels(base_documents, directory), _alert_labels(head_documents, directory)
+    lines = []
+    for alert in sorted(old.keys() & new.keys()):
+        for label in sorted(old[alert].keys() | new[alert].keys()):
+            a, b = old[alert].get(label), new[alert].get(label)
+            if a != b:
+                lines.append(f"alert {alert}: {label} {a or 'none'} -> {b or 'none'}")
+    return lines
 
 
 def summarise(
     base: list[ResolvedModel],
     head: list[ResolvedModel],
-    base_files: dict[str, bytes],
-    head_files: dict[str, bytes],
+    base_documents: Documents,
+    head_documents: Documents,
     changes: list[FileChange],
 ) -> list[ModelChange]:
+    """Per model and environment, what changed in words; models absent from both lists, or the
+    same with no file changed, say nothing (so the lists may hold the changed models alone)."""
     before = {(m.environment, m.name): m for m in base}
     after = {(m.environment, m.name): m for m in head}
     by_directory: dict[str, list[str]] = {}
@@ -132,14 +150,14 @@ def summarise(
             a, b = old_facts.get(fact), new_facts.get(fact)
             if a != b:
                 details.append(f"{fact} {a or 'none'} -> {b or 'none'}")
-        rules_path = directory + "rules.yaml"
-        if rules_path in files:
+        if directory + "rules.yaml" in files:
             old_alerts, new_alerts = (
-                _names(base_files, rules_path, "alert"),
-                _names(head_files, rules_path, "alert"),
+                _names(base_documents, directory, "alert"),
+                _names(head_documents, directory, "alert"),
             )
             details += [f"alert added: {a}" for a in sorted(new_alerts - old_alerts)]
             details += [f"alert removed: {a}" for a in sorted(old_alerts - new_alerts)]
+            details += _label_changes(base_documents, head_documents, directory)
         if details or files:
             if not details:
                 details.append("generated files changed (compiler or project defaults)")
@@ -150,34 +168,38 @@ def summarise(
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
 
 
-def _used_series(tree: dict[str, bytes], env_prefix: str) -> set[str]:
+def series_used(documents: Iterable[tuple[str, dict[str, Any]]]) -> set[str]:
+    """Series that rule files and dashboards (file name, document) select."""
     used: set[str] = set()
-    for path, content in tree.items():
-        if not path.startswith(env_prefix):
-            continue
-        if path.endswith("rules.yaml"):
-            for group in (yaml.load(content, Loader=_Loader) or {}).get("groups", []):
+    for name, document in documents:
+        if name.endswith("rules.yaml"):
+            for group in (document or {}).get("groups", []):
                 for rule in group.get("rules", []):
                     used |= set(_SELECTOR.findall(rule.get("expr", "")))
-        elif path.endswith("dashboard.json"):
-            for panel in json.loads(content).get("panels", []):
+        elif name.endswith("dashboard.json"):
+            for panel in document.get("panels", []):
                 for target in panel.get("targets", []):
                     used |= set(_SELECTOR.findall(target.get("expr", "")))
     return used
 
 
-def _service(tree: dict[str, bytes], path: str) -> dict[str, Any] | None:
-    content = tree.get(path)
-    if content is None:
+def _service(documents: Documents, directory: str) -> dict[str, Any] | None:
+    service = documents.get(directory, {}).get("service.yaml")
+    if service is None:
         return None
-    spec: dict[str, Any] = yaml.safe_load(content).get("spec", {})
+    spec: dict[str, Any] = service.get("spec", {})
     return spec
 
 
 def breaking_changes(
-    summary: list[ModelChange], base_files: dict[str, bytes], head_files: dict[str, bytes]
+    summary: list[ModelChange],
+    base_documents: Documents,
+    head_documents: Documents,
+    series_in: Callable[[str], set[str]],
 ) -> list[Breaking]:
-    """Changes that break someone downstream, even when every file is valid."""
+    """Changes that break someone downstream, even when every file is valid. `series_in` gives
+    the series the head side's rules and dashboards use in an environment (asked only when a
+    recording rule goes away)."""
     found: list[Breaking] = []
     used_in: dict[str, set[str]] = {}  # per environment, computed only when a record goes away
     for change in summary:
@@ -189,7 +211,7 @@ def breaking_changes(
             continue
         rules = directory + "rules.yaml"
         removed_alerts = (
-            _names(base_files, rules, "alert") - _names(head_files, rules, "alert")
+            _names(base_documents, directory, "alert") - _names(head_documents, directory, "alert")
             if rules in change.files
             else set()
         )
@@ -202,12 +224,12 @@ def breaking_changes(
                 )
             )
         gone = (
-            _names(base_files, rules, "record") - _names(head_files, rules, "record")
+            _names(base_documents, directory, "record") - _names(head_documents, directory, "record")
             if rules in change.files
             else set()
         )
         if gone and env not in used_in:
-            used_in[env] = _used_series(head_files, f"{env}/")
+            used_in[env] = series_in(env)
         for record in sorted(gone & used_in.get(env, set())):
             found.append(
                 Breaking(
@@ -215,14 +237,14 @@ def breaking_changes(
                 )
             )
         old_board, new_board = (
-            base_files.get(directory + "dashboard.json"),
-            head_files.get(directory + "dashboard.json"),
+            base_documents.get(directory, {}).get("dashboard.json"),
+            head_documents.get(directory, {}).get("dashboard.json"),
         )
-        if old_board and new_board and json.loads(old_board)["uid"] != json.loads(new_board)["uid"]:
+        if old_board and new_board and old_board["uid"] != new_board["uid"]:
             found.append(Breaking(model, env, "dashboard uid changed: links and bookmarks break"))
         old_service, new_service = (
-            _service(base_files, directory + "service.yaml"),
-            _service(head_files, directory + "service.yaml"),
+            _service(base_documents, directory),
+            _service(head_documents, directory),
         )
         if old_service and new_service:
             if old_service.get("ports") != new_service.get("ports"):
