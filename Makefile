@@ -80,10 +80,12 @@ bench: setup
 train: setup
 	$(BIN)/python specs/train.py
 
-## Regenerate the JSON Schemas that the example specs point editors at.
+## Regenerate the JSON Schemas that the example specs point editors at, and the package's copy
+## that `modelops init` writes into new projects (tests check both are fresh).
 schema: setup
 	$(BIN)/modelops schema > specs/schema/model.json
 	$(BIN)/modelops schema --kind Project > specs/schema/project.json
+	cp specs/schema/model.json specs/schema/project.json compiler/spec/schemas/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

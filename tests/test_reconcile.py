@@ -130,8 +130,7 @@ def test_a_spec_change_shows_in_diff_then_applies(kube: Kube, api: Any) -> None:
     assert diff.code == 1
     assert f"update: Deployment/{ns}/loan-risk-score" in diff.out
     assert "-  replicas: 1" in diff.out and "+  replicas: 2" in diff.out
-    # the Deployment, and a PDB now
-    assert "loan-risk-score/staging: 1 to update, 1 to create, 0 to prune" in diff.out
+    assert "loan-risk-score/staging: 1 to update, 0 to create, 0 to prune" in diff.out
     assert kube("apply").code == 0
     assert live(api, "Deployment", "apps/v1", "loan-risk-score", ns)["spec"]["replicas"] == 2
     assert kube("diff").code == 0

@@ -187,6 +187,17 @@ def _set(project: Path, key: str, value: str) -> Path:
     return spec
 
 
+def _refused(cli: Callable[..., Result], project: Path, key: str, value: str) -> tuple[str, str]:
+    """Set `key` of the spec to `value` and validate, which must fail: the output, and where
+    the value stands (file:line:column), where the error must point."""
+    spec = _set(project, key, value)
+    result = cli("validate", project / "specs")
+    assert result.code == 1, result.out
+    line = line_of(spec, key)
+    column = spec.read_text().splitlines()[line - 1].index(":") + 3
+    return result.out, f"credit-default.yaml:{line}:{column}"
+
+
 @pytest.mark.parametrize(
     ("dataset", "message"),
     [
@@ -205,14 +216,9 @@ def _set(project: Path, key: str, value: str) -> Path:
 def test_validate_refuses_datasets_outside_the_project(
     cli: Callable[..., Result], project: Path, dataset: str, message: str
 ) -> None:
-    spec = _set(project, "dataset", dataset)
-    result = cli("validate", project / "specs")
-    assert result.code == 1
-    column = spec.read_text().splitlines()[line_of(spec, "dataset") - 1].index(":") + 3
-    assert f"credit-default.yaml:{line_of(spec, 'dataset')}:{column}: error: spec.evaluation.dataset:" in (
-        result.out
-    )
-    assert message in result.out
+    out, at = _refused(cli, project, "dataset", dataset)
+    assert f"{at}: error: spec.evaluation.dataset:" in out
+    assert message in out
 
 
 @pytest.mark.parametrize(
@@ -229,11 +235,9 @@ def test_validate_refuses_datasets_outside_the_project(
 def test_validate_refuses_bad_pvc_uris(
     cli: Callable[..., Result], project: Path, uri: str, message: str
 ) -> None:
-    spec = _set(project, "uri", uri)
-    result = cli("validate", project / "specs")
-    assert result.code == 1
-    assert f"credit-default.yaml:{line_of(spec, 'uri')}:10: error: spec.model.uri:" in result.out
-    assert message in result.out
+    out, at = _refused(cli, project, "uri", uri)
+    assert f"{at}: error: spec.model.uri:" in out
+    assert message in out
 
 
 def test_a_pvc_uri_naming_a_claim_and_a_file_is_valid(cli: Callable[..., Result], project: Path) -> None:

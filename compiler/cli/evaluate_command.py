@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 
+from compiler.cli.progress import Progress
 from compiler.cli.report import format_github, format_text, print_diagnostics, use_color
 from compiler.diagnostics import Diagnostic
 from compiler.evaluate.runner import Report, gate_position, run
 from compiler.pipeline import check
+from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.records import EVALUATIONS_DIR
 
 
@@ -20,7 +22,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print("evaluate stopped: fix the spec errors above first", file=sys.stderr)
         return 1
     catalog = checked.catalog
-    report = run(catalog, checked.models, write=not args.no_write)
+    with Progress("evaluate", args.format) as progress:
+
+        def on_model(model: ResolvedModel, index: int, total: int) -> None:
+            progress.show(f"{model.name} ({model.environment})", index + 1, total)
+
+        report = run(catalog, checked.models, write=not args.no_write, on_model=on_model)
     if args.format == "json":
         print(json.dumps(_as_json(report), indent=2, sort_keys=True))
     elif args.format == "github":

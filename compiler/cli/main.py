@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -30,6 +31,16 @@ def _add_paths(parser: argparse.ArgumentParser) -> None:
         metavar="PATHS",
         help="spec files or directories (searched recursively); default: specs/",
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="render every model again (default: reuse the files of models whose inputs are unchanged)",
     )
+    compile_.add_argument(
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes that render (default: the CPUs this process may use)",
+    )
     stamp = compile_.add_mutually_exclusive_group()
     stamp.add_argument(
         "--stamp",
@@ -206,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument(
         "--force", action="store_true", help="delete and recreate objects whose immutable fields changed"
     )
+    apply.add_argument("--format", choices=("text", "json"), default="text")
     apply.set_defaults(handler=_run_apply)
 
     evaluate = commands.add_parser(
@@ -242,8 +260,22 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--kind", choices=("Model", "Project"), default="Model")
     schema.set_defaults(handler=_run_schema)
 
+    from compiler.cli.init_command import add_commands as add_init_commands
+
+    add_init_commands(commands)
+
     version = commands.add_parser("version", help="print the version")
+    version.add_argument("--format", choices=("text", "json"), default="text")
     version.set_defaults(handler=_run_version)
+
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script (bash or zsh)",
+        description="Print a completion script built from modelops's own argument parser. "
+        "bash: 'source <(modelops completion bash)'; zsh: write it as _modelops into a $fpath directory.",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"))
+    completion.set_defaults(handler=_run_completion)
     return parser
 
 
@@ -323,7 +355,17 @@ def _run_schema(args: argparse.Namespace) -> int:
 
 
 def _run_version(args: argparse.Namespace) -> int:
-    print(f"modelops {__version__}")
+    if args.format == "json":
+        print(json.dumps({"version": __version__}))
+    else:
+        print(f"modelops {__version__}")
+    return EXIT_OK
+
+
+def _run_completion(args: argparse.Namespace) -> int:
+    from compiler.cli.completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
     return EXIT_OK
 
 

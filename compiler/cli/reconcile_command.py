@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from compiler.cli.progress import Progress
 from compiler.cli.report import print_diagnostics, use_color
 from compiler.errors import UsageError
 
 if TYPE_CHECKING:  # imported when used: --help and validate stay fast
+    from compiler.reconcile.apply import ApplyReport
+    from compiler.reconcile.client import Cluster
     from compiler.reconcile.environments import Target
-    from compiler.reconcile.errors import ReconcileError
+    from compiler.reconcile.errors import ReconcileError, Stage
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3  # diff, as kubectl diff
 EXIT_APPLIED, EXIT_APPLY_FAILED = 0, 1
@@ -62,14 +67,23 @@ def run_cluster_diff(args: argparse.Namespace) -> int:
 def run_apply(args: argparse.Namespace) -> int:
     from compiler import api
     from compiler.reconcile.apply import ApplyOptions
+    from compiler.reconcile.changeset import Action
     from compiler.reconcile.client import connect
     from compiler.reconcile.errors import ReconcileError, Stage
-    from compiler.reconcile.report import done_lines, dry_run_lines, error_lines, stage_line
-    from compiler.reconcile.wait import wait_for_rollout
+    from compiler.reconcile.report import (
+        apply_json,
+        done_lines,
+        dry_run_lines,
+        error_lines,
+        pending_steps,
+        stage_line,
+    )
 
     options = ApplyOptions(
         args.force_conflicts, args.force, args.prune, args.prune_max_share, args.prune_allow_mass_delete
     )
+    as_json = args.format == "json"
+    results: list[dict[str, object]] = []
     status = EXIT_APPLIED
     for target in _targets(args):
         env = target.environment
@@ -77,21 +91,57 @@ def run_apply(args: argparse.Namespace) -> int:
         def progress(stage: Stage, count: int, env: str = env) -> None:
             print(stage_line(env, stage, count), file=sys.stderr, flush=True)
 
+        report: ApplyReport | None = None
+        rollouts: dict[str, str] | None = None
+        failure: ReconcileError | None = None
         try:
             cluster = connect(target.context, args.kubeconfig, args.request_timeout)
             progress(Stage.PLAN, len(target.objects))
             changes = api.plan(cluster, target, force_conflicts=args.force_conflicts)
             if args.dry_run:
-                print("\n".join(dry_run_lines(env, changes, args.prune)))
+                if as_json:
+                    pending = pending_steps(changes, args.prune)
+                    unchanged = sum(c.action is Action.UNCHANGED for c in changes)
+                    results.append(apply_json(env, dry_run=True, steps=pending, unchanged=unchanged))
+                else:
+                    print("\n".join(dry_run_lines(env, changes, args.prune)))
                 continue
             report = api.apply(cluster, target, changes, options, progress)
-            print("\n".join(done_lines(env, report.done, len(report.unchanged))), flush=True)
+            if not as_json:
+                print("\n".join(done_lines(env, report.done, len(report.unchanged))), flush=True)
             if args.wait:
-                progress(Stage.WAIT, sum(d.ref.kind == "Deployment" for d in target.objects))
-                for model, state in sorted(wait_for_rollout(cluster, target.objects, args.timeout).items()):
-                    print(f"{env}: {model}: {state}")
+                rollouts = _wait(cluster, target, args, progress)
+                if not as_json:
+                    for model, state in sorted(rollouts.items()):
+                        print(f"{env}: {model}: {state}")
         except ReconcileError as error:
             status = _stopped(error_lines(env, error), error, EXIT_APPLY_FAILED)
-            if error.stage is not Stage.WAIT:
-                return status
+            failure = error
+        done, unchanged = (list(report.done), len(report.unchanged)) if report else ([], 0)
+        results.append(
+            apply_json(env, dry_run=False, steps=done, unchanged=unchanged, rollouts=rollouts, error=failure)
+        )
+        if failure is not None and failure.stage is not Stage.WAIT:
+            break  # a wait that timed out leaves the next environment to apply; any other stop, not
+    if as_json:
+        print(json.dumps({"ok": status == EXIT_APPLIED, "environments": results}, indent=2, sort_keys=True))
     return status
+
+
+def _wait(
+    cluster: Cluster,
+    target: Target,
+    args: argparse.Namespace,
+    stage: Callable[[Stage, int], None],
+) -> dict[str, str]:
+    """Wait for the rollouts; on a terminal, count the Deployments that are ready as it polls."""
+    from compiler.reconcile.errors import Stage
+    from compiler.reconcile.wait import wait_for_rollout
+
+    stage(Stage.WAIT, sum(d.ref.kind == "Deployment" for d in target.objects))
+    with Progress("apply", args.format) as shown:
+
+        def on_poll(ready: int, total: int) -> None:
+            shown.show(f"{target.environment}: waiting for rollouts, ready", ready, total)
+
+        return wait_for_rollout(cluster, target.objects, args.timeout, on_poll)

@@ -70,8 +70,8 @@ def stage_line(environment: str, stage: Stage, count: int) -> str:
 
 
 def dry_run_lines(environment: str, changes: list[Change], prune: bool) -> list[str]:
-    pending = [c for c in changes if c.action.writes or (prune and c.action is Action.PRUNE)]
-    lines = [f"{environment}: would {c.action.value} {c.ref}" for c in pending]
+    pending = pending_steps(changes, prune)
+    lines = [f"{environment}: would {s.action.value} {s.ref}" for s in pending]
     return [*lines, f"{environment}: {len(pending)} object(s) would change (dry run)"]
 
 
@@ -103,3 +103,43 @@ def error_lines(environment: str, error: ReconcileError) -> list[str]:
     if not progress.done and progress.in_flight is None:
         lines.append(f"{environment}: nothing was written")
     return [*lines, CONVERGES]
+
+
+def _step_json(step: Step) -> dict[str, object]:
+    return {"action": step.action.value, "ref": str(step.ref), "parent": step.parent}
+
+
+def apply_json(
+    environment: str,
+    *,
+    dry_run: bool,
+    steps: list[Step],
+    unchanged: int,
+    rollouts: dict[str, str] | None = None,
+    error: ReconcileError | None = None,
+) -> dict[str, object]:
+    """One environment of `apply --format json` (docs/json/apply.schema.json): what it did, or
+    would do with --dry-run, and where it stopped."""
+    stopped = None
+    if error is not None:
+        progress = error.progress
+        stopped = {
+            "stage": error.stage.value,
+            "message": str(error),
+            "written": [_step_json(s) for s in progress.done],
+            "unknown": None if progress.in_flight is None else _step_json(progress.in_flight),
+            "not_written": [_step_json(s) for s in progress.not_done],
+        }
+    return {
+        "environment": environment,
+        "dry_run": dry_run,
+        "changes": [_step_json(s) for s in steps],
+        "unchanged": unchanged,
+        "rollouts": rollouts,
+        "error": stopped,
+    }
+
+
+def pending_steps(changes: list[Change], prune: bool) -> list[Step]:
+    """What a dry run would write: every change that writes, and the prunes when asked."""
+    return [Step(c.ref, c.action) for c in changes if c.action.writes or (prune and c.action is Action.PRUNE)]

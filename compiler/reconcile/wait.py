@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from compiler.reconcile.client import Cluster
@@ -39,8 +40,14 @@ def _waiting_for(desired: Desired, live: dict[str, Any]) -> str:
     )
 
 
-def wait_for_rollout(cluster: Cluster, objects: list[Desired], timeout: float) -> dict[str, str]:
-    """Per model: 'ready' once its Deployment has rolled out; ReconcileError on timeout or fault."""
+def wait_for_rollout(
+    cluster: Cluster,
+    objects: list[Desired],
+    timeout: float,
+    on_poll: Callable[[int, int], None] | None = None,
+) -> dict[str, str]:
+    """Per model: 'ready' once its Deployment has rolled out; ReconcileError on timeout or fault.
+    `on_poll(ready, total)` hears how many Deployments had rolled out at each poll."""
     deployments = [d for d in objects if d.ref.kind == "Deployment"]
     deadline = time.monotonic() + timeout
     while True:
@@ -50,6 +57,8 @@ def wait_for_rollout(cluster: Cluster, objects: list[Desired], timeout: float) -
             failure = classify(error, cluster.timeout)
             raise ReconcileError(Stage.WAIT, f"{Stage.WAIT.value} failed: {failure}", failure) from error
         waiting = [_waiting_for(d, obj) for d, obj in live if not _rolled_out(obj)]
+        if on_poll is not None:
+            on_poll(len(live) - len(waiting), len(live))
         if not waiting:
             return {d.model: "ready" for d in deployments}
         if time.monotonic() > deadline:
