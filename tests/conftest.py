@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from compiler.cli.main import main
+from tests.runtime import CREDIT, LOAN, Runtime, running, runtime_config
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "specs"
@@ -38,6 +39,20 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def credit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """The bundled credit-default runtime, one per test module that asks for it."""
+    with running(runtime_config(*CREDIT), tmp_path_factory.mktemp("credit")) as runtime:
+        yield runtime
+
+
+@pytest.fixture(scope="module")
+def loan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """The bundled loan-risk-score runtime, one per test module that asks for it."""
+    with running(runtime_config(*LOAN), tmp_path_factory.mktemp("loan")) as runtime:
+        yield runtime
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,17 @@ import yaml
 from tests.conftest import REPO, SPECS
 
 
-def evaluated_project(root: Path) -> Path:
-    """`root` with specs, artifacts, holdouts; `modelops evaluate` and `compile` run in it.
+def evaluated_project(root: Path, edit: Callable[[Path], None] | None = None) -> Path:
+    """`root` with specs, artifacts, holdouts; `modelops evaluate` and `compile` run in it,
+    after `edit` (given the copied specs folder) has changed what a test needs changed.
 
     Returns the compiled tree (root / "generated").
     """
     shutil.copytree(SPECS, root / "specs")
     for directory in ("models", "data", "evaluations"):
         shutil.copytree(REPO / directory, root / directory)
+    if edit is not None:
+        edit(root / "specs")
     for command in (["evaluate", "specs/"], ["compile", "specs/", "--out", "generated", "--full"]):
         done = subprocess.run(
             [sys.executable, "-m", "compiler", *command], cwd=root, capture_output=True, text=True

@@ -35,6 +35,11 @@ def runtime_config(env: str, namespace: str, model: str, root: Path = REPO) -> d
     return config
 
 
+# (environment, namespace, model) of the bundled specs' compiled runtimes.
+CREDIT = ("production", "ml-production", "credit-default")
+LOAN = ("production", "ml-production", "loan-risk-score")
+
+
 CHUNK = 64 * 1024
 
 

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from compiler.metrics.drift import bin_labels, bin_of, psi
+from tests.evaluated_project import compiled_config, evaluated_project
 from tests.runtime import REPO, Runtime, columns, free_port, holdout_rows, running
 
 MODEL = ("production", "ml-production", "credit-default")
@@ -60,34 +61,22 @@ QUALITY = "    quality:\n      accuracy: {min: 0.8}\n"
 DRIFT = "    drift:\n      psi: {warning: 0.1, critical: 0.25}\n"
 
 
+def own_quality_slo(specs: Path) -> None:
+    """The test's own accuracy SLO (default window and label delay) in place of the bundled ones."""
+    spec = specs / "credit-default.yaml"
+    without = re.sub(r"^    quality:.*\n(?:      .*\n)+", "", spec.read_text(), flags=re.MULTILINE)
+    spec.write_text(without.replace(DRIFT, DRIFT + QUALITY, 1))
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled project evaluated and compiled afresh, credit-default with an accuracy SLO."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(REPO / "specs", root / "specs")
-    spec = root / "specs" / "credit-default.yaml"
-    # the test's own accuracy SLO (default window and label delay) in place of the bundled ones
-    without = re.sub(r"^    quality:.*\n(?:      .*\n)+", "", spec.read_text(), flags=re.MULTILINE)
-    spec.write_text(without.replace(DRIFT, DRIFT + QUALITY, 1))
-    for directory in ("models", "data", "evaluations"):
-        shutil.copytree(REPO / directory, root / directory)
-    for command in (["evaluate", "specs/"], ["compile", "specs/", "--out", "generated", "--full"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "compiler", *command], cwd=root, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    return root / "generated"
-
-
-def model_config(generated: Path) -> dict[str, Any]:
-    config_map = yaml.safe_load((generated / "/".join(MODEL) / "configmap.yaml").read_text())
-    config: dict[str, Any] = json.loads(config_map["data"]["runtime.json"])
-    return config
+    return evaluated_project(tmp_path_factory.mktemp("project"), own_quality_slo)
 
 
 @pytest.fixture
 def runtime(generated: Path, tmp_path: Path) -> Iterator[Runtime]:
-    with running(model_config(generated), tmp_path) as served:
+    with running(compiled_config(generated, *MODEL), tmp_path) as served:
         yield served
 
 
@@ -174,7 +163,7 @@ class Traffic:
 def test_recording_rules_and_alerts_against_a_real_prometheus(
     generated: Path, runtime: Runtime, prometheus: Prometheus
 ) -> None:
-    features = model_config(generated)["model"]["features"]
+    features = compiled_config(generated, *MODEL)["model"]["features"]
     # 200 different holdout rows per request: a sample of the baseline distribution;
     # repeating a few rows would look like drift (and would be).
     rows = holdout_rows("data/credit-default/holdout.csv", 200)
@@ -241,7 +230,7 @@ def _close(got: float, expected: float) -> bool:
 def test_two_runtimes_share_traffic_and_prometheus_computes_drift_and_accuracy(
     generated: Path, tmp_path: Path
 ) -> None:
-    config = model_config(generated)
+    config = compiled_config(generated, *MODEL)
     features = config["model"]["features"]
     record = json.loads((generated.parent / "evaluations/credit-default/1.4.0.json").read_text())
     rows = holdout_rows("data/credit-default/holdout.csv", 1000)

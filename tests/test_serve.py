@@ -11,13 +11,14 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from compiler.metrics import contract
 from tests.runtime import (
+    CREDIT,
+    LOAN,
     REPO,
     Runtime,
     columns,
@@ -27,21 +28,6 @@ from tests.runtime import (
     sample,
     start_runtime,
 )
-
-CREDIT = ("production", "ml-production", "credit-default")
-LOAN = ("production", "ml-production", "loan-risk-score")
-
-
-@pytest.fixture(scope="module")
-def credit(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with running(runtime_config(*CREDIT), tmp_path_factory.mktemp("credit")) as runtime:
-        yield runtime
-
-
-@pytest.fixture(scope="module")
-def loan(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with running(runtime_config(*LOAN), tmp_path_factory.mktemp("loan")) as runtime:
-        yield runtime
 
 
 def features(model: tuple[str, str, str]) -> list[dict[str, str]]:

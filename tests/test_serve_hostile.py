@@ -23,6 +23,7 @@ from compiler.serving.config import MAX_ROWS, RuntimeConfig
 from tests.conftest import Result
 from tests.runtime import (
     CHUNK,
+    CREDIT,
     Runtime,
     read_response,
     running,
@@ -30,8 +31,6 @@ from tests.runtime import (
     sample,
 )
 
-CREDIT = ("production", "ml-production", "credit-default")
-LOAN = ("production", "ml-production", "loan-risk-score")
 INFER = "/v2/models/{}/infer"
 MiB = 2**20
 INVALID = "modelops_invalid_inputs_total"
@@ -93,18 +92,6 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still waiting for {what}")
         time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def credit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    with running(runtime_config(*CREDIT), tmp_path_factory.mktemp("credit")) as runtime:
-        yield runtime
-
-
-@pytest.fixture(scope="module")
-def loan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    with running(runtime_config(*LOAN), tmp_path_factory.mktemp("loan")) as runtime:
-        yield runtime
 
 
 SMALL_LIMIT = 64 * 1024

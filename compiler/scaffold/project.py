@@ -15,14 +15,14 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from jinja2 import DictLoader, StrictUndefined, Template
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template
 
 from compiler import __version__
 from compiler.errors import UsageError
 from compiler.scaffold import DEFAULT_TEAM, TASKS
 from compiler.spec.project import REPO_URL_PATTERN, URL_MAX
 from compiler.spec.types import DNS_LABEL_PATTERN, LABEL_VALUE_PATTERN, MODEL_NAME_MAX
+from compiler.templating import bracket_templates
 
 # The repository that publishes the GitHub Action and the pre-commit hooks of this release.
 ACTION_REPOSITORY = "modelops-dev/modelops"
@@ -46,22 +46,13 @@ _TEMPLATES = (
 @cache
 def _templates() -> dict[str, Template]:
     folder = resources.files("compiler.scaffold") / "templates"
-    environment = SandboxedEnvironment(
-        loader=DictLoader({name: (folder / name).read_text(encoding="utf-8") for name in _TEMPLATES}),
-        autoescape=False,
-        variable_start_string="[[",
-        variable_end_string="]]",
-        block_start_string="[%",
-        block_end_string="%]",
-        comment_start_string="[#",
-        comment_end_string="#]",
+    return bracket_templates(
+        {name: (folder / name).read_text(encoding="utf-8") for name in _TEMPLATES},
+        {"yaml": _yaml_scalar},
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        undefined=StrictUndefined,
     )
-    environment.filters["yaml"] = _yaml_scalar
-    return {name: environment.get_template(name) for name in _TEMPLATES}
 
 
 def _yaml_scalar(value: object) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -80,67 +82,72 @@ def create_app(served: ServedModel) -> Starlette:
             return missing
         return await ready(request)
 
-    async def infer(request: Request) -> Response:
-        started = time.perf_counter()
+    async def posted(
+        request: Request,
+        values_per_row: int,
+        answer: Callable[[Any], Response],
+        record: Callable[[int], None],
+        rejected: Callable[[str], None] | None = None,
+    ) -> Response:
+        """The steps every POST path shares: the model known and loaded, the body read within
+        the byte budget and decoded within its value limit, then `answer`. Every outcome's
+        status goes to `record` (an unexpected exception as 500); client errors' reasons to
+        `rejected`."""
         status = 500
+        reply: Response
         try:
             if (missing := known(request)) is not None:
-                status = 404
-                return missing
-            if not served.ready.is_set():
-                status = 503
-                return error(503, "the model is still loading")
-            raw = await read_body(request, config.server.maxBodyBytes, budget)
-            body = decode_json(raw, max_json_values(config.server.maxRows, served.width))
-            del raw  # the parsed body is all that is needed from here on
-            batch = parse_request(body, config, served.n_features)
-            key = request_id(body)
-            try:
-                predictions = served.predict(batch)
-            except InvalidInput:
-                raise
-            except Exception:
-                log.exception("prediction failed")
-                status = 500
-                return error(500, "the model failed to predict; see the runtime's log")
-            served.observe(batch, key, predictions)
-            metrics.predicted(predictions)
-            status = 200
-            return JSONResponse(response(config, predictions, key))
+                reply = missing
+            elif not served.ready.is_set():
+                reply = error(503, "the model is still loading")
+            else:
+                raw = await read_body(request, config.server.maxBodyBytes, budget)
+                body = decode_json(raw, max_json_values(config.server.maxRows, values_per_row))
+                del raw  # the parsed body is all that is needed from here on
+                reply = answer(body)
+            status = reply.status_code
+            return reply
         except InvalidInput as invalid:
             status = invalid.status
-            metrics.invalid_input(invalid.reason)
+            if rejected is not None:
+                rejected(invalid.reason)
             return error(invalid.status, str(invalid))
         except ClientDisconnect:
             status = CLIENT_CLOSED  # nobody is left to answer
             return Response(status_code=CLIENT_CLOSED)
         finally:
-            metrics.request(status, time.perf_counter() - started)
+            record(status)
+
+    def predict(body: Any) -> Response:
+        batch = parse_request(body, config, served.n_features)
+        key = request_id(body)
+        try:
+            predictions = served.predict(batch)
+        except InvalidInput:
+            raise
+        except Exception:
+            log.exception("prediction failed")
+            return error(500, "the model failed to predict; see the runtime's log")
+        served.observe(batch, key, predictions)
+        metrics.predicted(predictions)
+        return JSONResponse(response(config, predictions, key))
+
+    async def infer(request: Request) -> Response:
+        started = time.perf_counter()
+        return await posted(
+            request,
+            served.width,
+            predict,
+            lambda status: metrics.request(status, time.perf_counter() - started),
+            metrics.invalid_input,
+        )
+
+    def judge(body: Any) -> Response:
+        return JSONResponse(served.judge(parse_feedback(body, config.model.task, config.server.maxRows)))
 
     async def feedback(request: Request) -> Response:
         """True labels for earlier predictions, by the id their answer carried."""
-        status = 500
-        try:
-            if (missing := known(request)) is not None:
-                status = 404
-                return missing
-            if not served.ready.is_set():
-                status = 503
-                return error(503, "the model is still loading")
-            raw = await read_body(request, config.server.maxBodyBytes, budget)
-            body = decode_json(raw, max_json_values(config.server.maxRows, 2))
-            del raw
-            outcome = served.judge(parse_feedback(body, config.model.task, config.server.maxRows))
-            status = 200
-            return JSONResponse(outcome)
-        except InvalidInput as invalid:
-            status = invalid.status
-            return error(invalid.status, str(invalid))
-        except ClientDisconnect:
-            status = CLIENT_CLOSED
-            return Response(status_code=CLIENT_CLOSED)
-        finally:
-            metrics.feedback_request(status)
+        return await posted(request, 2, judge, metrics.feedback_request)
 
     return Starlette(
         routes=[

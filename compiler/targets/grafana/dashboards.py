@@ -139,6 +139,22 @@ def _selector(metric: str, model: str, **extra: str) -> str:
     return metric + "{" + ",".join(parts) + "}"
 
 
+def _slo_labels(model: str, slo: str) -> str:
+    """The matchers of one SLO's recorded series, in the environment the dashboard shows."""
+    return f'model={string_literal(model)},namespace="${ENVIRONMENT_VARIABLE}",slo="{slo}"'
+
+
+def _budget_left(slo: str, labels: str, grid: _Grid) -> stat.Panel:
+    """An SLO's error budget left (availability, latency or quality alike): orange under a quarter."""
+    return _stat(
+        f"{slo.capitalize()} error budget remaining",
+        f"{contract.ERROR_BUDGET_REMAINING}{{{labels}}}",
+        "percentunit",
+        grid,
+        _thresholds((None, "red"), (0.0, "orange"), (0.25, "green")),
+    )
+
+
 def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -> dict[str, Any]:
     """The per-model dashboard: traffic, latency against the SLO, budget, drift, predictions."""
     name = model.name
@@ -223,7 +239,7 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
         period = model.monitoring.slo.window.text  # type: ignore[union-attr]
         board = board.with_row(dash.Row(f"SLO compliance and error budget ({period})").grid_pos(grid.row()))
         for slo in model_slos:
-            labels = f'model={string_literal(name)},namespace="${ENVIRONMENT_VARIABLE}",slo="{slo.name}"'
+            labels = _slo_labels(name, slo.name)
             board = board.with_panel(
                 _stat(
                     f"{slo.name.capitalize()} over {period} (objective {slo.target}%)",
@@ -233,17 +249,9 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
                     _thresholds((None, "red"), (slo.objective, "green")),
                 )
             )
-            board = board.with_panel(
-                _stat(
-                    f"{slo.name.capitalize()} error budget remaining",
-                    f"{contract.ERROR_BUDGET_REMAINING}{{{labels}}}",
-                    "percentunit",
-                    grid,
-                    _thresholds((None, "red"), (0.0, "orange"), (0.25, "green")),
-                )
-            )
+            board = board.with_panel(_budget_left(slo.name, labels, grid))
         for slo in model_slos:
-            labels = f'model={string_literal(name)},namespace="${ENVIRONMENT_VARIABLE}",slo="{slo.name}"'
+            labels = _slo_labels(name, slo.name)
             board = board.with_panel(
                 _timeseries(
                     f"{slo.name.capitalize()} burn rate (1 spends the budget in exactly {period})",
@@ -338,7 +346,7 @@ def _quality_panels(board: dash.Dashboard, model: ResolvedModel, grid: _Grid) ->
     name, period = model.name, quality.window.text
     board = board.with_row(dash.Row(f"Quality from feedback labels ({period})").grid_pos(grid.row()))
     for slo in found:
-        labels = f'model={string_literal(name)},namespace="${ENVIRONMENT_VARIABLE}",slo="{slo.metric}"'
+        labels = _slo_labels(name, slo.metric)
         error = f"{contract.SLO_PERIOD_ERROR_RATIO}{{{labels}}}"
         if slo.metric == "rmse":
             value, unit, steps = f"sqrt({error})", "none", ((None, "green"), (slo.objective, "red"))
@@ -349,15 +357,7 @@ def _quality_panels(board: dash.Dashboard, model: ResolvedModel, grid: _Grid) ->
         board = board.with_panel(
             _stat(f"{slo.describe.capitalize()} over {period}", value, unit, grid, _thresholds(*steps))
         )
-        board = board.with_panel(
-            _stat(
-                f"{slo.metric.capitalize()} error budget remaining",
-                f"{contract.ERROR_BUDGET_REMAINING}{{{labels}}}",
-                "percentunit",
-                grid,
-                _thresholds((None, "red"), (0.0, "orange"), (0.25, "green")),
-            )
-        )
+        board = board.with_panel(_budget_left(slo.metric, labels, grid))
         windows = pairs_of(quality)
         board = board.with_panel(
             _timeseries(

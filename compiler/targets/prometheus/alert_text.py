@@ -10,10 +10,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template
+from jinja2 import Template
 
 from compiler.targets.prometheus.promql import go_template_literal
-from compiler.templating import sandboxed_templates
+from compiler.templating import bracket_templates
 
 TEMPLATES: dict[str, tuple[str, str]] = {
     "slo-fast": (
@@ -96,15 +96,7 @@ def _templates() -> dict[str, Template]:
         for kind, texts in TEMPLATES.items()
         for part, text in zip(("summary", "description"), texts, strict=True)
     }
-    return sandboxed_templates(
-        sources,
-        variable_start_string="[[",
-        variable_end_string="]]",
-        block_start_string="[%",
-        block_end_string="%]",
-        undefined=StrictUndefined,
-        keep_trailing_newline=False,
-    )
+    return bracket_templates(sources)
 
 
 def render(kind: str, context: dict[str, Any]) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from compiler.metrics.drift import EMPTY_BIN_SHARE, bin_labels, floored, min_sam
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.records import FeatureBaseline
 from compiler.targets.prometheus.promql import number, selector
+from compiler.targets.prometheus.recording import RecordingRule
 
 
 @dataclass(frozen=True)
@@ -100,21 +101,14 @@ def drift_labels(model: ResolvedModel) -> dict[str, str]:
     return {"model": model.name, "namespace": model.namespace, "environment": model.environment}
 
 
-@dataclass(frozen=True)
-class Recording:
-    record: str
-    expr: str
-    labels: dict[str, str]
-
-
-def recordings(model: ResolvedModel) -> list[Recording]:
+def recordings(model: ResolvedModel) -> list[RecordingRule]:
     """The recording rules: per kind of distribution, the window's counts, sample sizes and
     shares; per distribution, its baseline shares and guard; per kind, the guarded PSI."""
     found = distributions(model)
     assert model.monitoring.drift is not None or not found
     labels = drift_labels(model)
     scope = {"model": model.name, "namespace": model.namespace}
-    rules: list[Recording] = []
+    rules: list[RecordingRule] = []
     for names in (FEATURES, PREDICTIONS):
         mine = [d for d in found if d.names is names]
         if not mine:
@@ -123,16 +117,16 @@ def recordings(model: ResolvedModel) -> list[Recording]:
         by = ", ".join(names.by)
         by_bin = ", ".join((*names.by, "bin"))
         rules.append(
-            Recording(
+            RecordingRule(
                 names.increase,
                 f"sum by ({by_bin}) (increase({selector(names.counter, scope)}[{window}]))",
                 labels,
             )
         )
         group = f"sum by ({by}) " if by else "sum "
-        rules.append(Recording(names.samples, f"{group}({selector(names.increase, labels)})", labels))
+        rules.append(RecordingRule(names.samples, f"{group}({selector(names.increase, labels)})", labels))
         rules.append(
-            Recording(
+            RecordingRule(
                 names.share,
                 f"{selector(names.increase, labels)}\n/ ignoring (bin) group_left\n"
                 f"{selector(names.samples, labels)}",
@@ -141,15 +135,15 @@ def recordings(model: ResolvedModel) -> list[Recording]:
         )
         for d in mine:
             rules.extend(
-                Recording(names.baseline, f"vector({number(share)})", {**labels, **d.key, "bin": b})
+                RecordingRule(names.baseline, f"vector({number(share)})", {**labels, **d.key, "bin": b})
                 for b, share in zip(d.bins, d.shares, strict=True)
             )
-            rules.append(Recording(names.min_samples, f"vector({d.min_samples})", {**labels, **d.key}))
+            rules.append(RecordingRule(names.min_samples, f"vector({d.min_samples})", {**labels, **d.key}))
         live = f"clamp_min({selector(names.share, labels)}, {number(EMPTY_BIN_SHARE)})"
         expected = selector(names.baseline, labels)
         join = f" on ({by})" if by else " on ()"
         rules.append(
-            Recording(
+            RecordingRule(
                 names.psi,
                 f"{group}(\n  ({live} - {expected})\n  * ln({live} / {expected})\n)\n"
                 f"and{join}\n"

@@ -25,6 +25,7 @@ from compiler.spec.model import Quality, QualityTarget
 from compiler.spec.slo import WindowPair, quality_pairs, share_can_burn
 from compiler.spec.types import Duration
 from compiler.targets.prometheus.promql import number, selector
+from compiler.targets.prometheus.recording import RecordingRule
 
 QUALITY_METRICS = ("accuracy", "precision", "recall", "mae", "rmse")
 DEFAULT_CLASS = "1"
@@ -119,32 +120,25 @@ def _sums(model: ResolvedModel, slo: QualitySlo, window: str) -> tuple[str, str]
     return f"({events} - {correct})", events
 
 
-@dataclass(frozen=True)
-class Recording:
-    record: str
-    expr: str
-    labels: dict[str, str]
-
-
-def recordings(model: ResolvedModel) -> list[Recording]:
+def recordings(model: ResolvedModel) -> list[RecordingRule]:
     quality = model.monitoring.quality
     if quality is None:
         return []
-    rules: list[Recording] = []
+    rules: list[RecordingRule] = []
     for slo in quality_slos(model):
         mine = labels(model, slo)
         for window in quality_windows(quality):
             bad, events = _sums(model, slo, window.text)
-            rules.append(Recording(sli_error_ratio(window.text), f"{bad}\n/\n{events}", mine))
-            rules.append(Recording(contract.quality_events(window.text), events, mine))
+            rules.append(RecordingRule(sli_error_ratio(window.text), f"{bad}\n/\n{events}", mine))
+            rules.append(RecordingRule(contract.quality_events(window.text), events, mine))
         period = quality.window.text
         bad, events = _sums(model, slo, period)
         rules.append(
-            Recording(contract.SLO_PERIOD_ERROR_RATIO, f"{bad}\n/\n{events}", {**mine, "period": period})
+            RecordingRule(contract.SLO_PERIOD_ERROR_RATIO, f"{bad}\n/\n{events}", {**mine, "period": period})
         )
-        rules.append(Recording(contract.SLO_OBJECTIVE, f"vector({number(slo.objective)})", mine))
+        rules.append(RecordingRule(contract.SLO_OBJECTIVE, f"vector({number(slo.objective)})", mine))
         rules.append(
-            Recording(
+            RecordingRule(
                 contract.ERROR_BUDGET_REMAINING,
                 f"1 - (sum({selector(contract.SLO_PERIOD_ERROR_RATIO, mine)}) / {number(slo.budget)})",
                 {**mine, "period": period},

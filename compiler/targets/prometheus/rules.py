@@ -19,20 +19,11 @@ from compiler.spec.types import Duration, Percentage
 from compiler.targets.links import dashboard_url
 from compiler.targets.prometheus import alert_text, drift_rules, quality_rules
 from compiler.targets.prometheus.promql import go_template_literal, number, percent, selector
+from compiler.targets.prometheus.recording import RecordingRule
 
 SloName = Literal["availability", "latency"]
 COLLAPSE_SHARE = 0.99
 COLLAPSE_MIN_PREDICTIONS = 100
-
-
-@dataclass(frozen=True)
-class RecordingRule:
-    record: str
-    expr: str
-    labels: dict[str, str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"record": self.record, "expr": self.expr, "labels": self.labels}
 
 
 @dataclass(frozen=True)
@@ -351,14 +342,14 @@ def _quality_slo_groups(model: ResolvedModel) -> list[RuleGroup]:
 def _recorded_groups(
     model: ResolvedModel,
     part: str,
-    recorded: Sequence[drift_rules.Recording | quality_rules.Recording],
+    recorded: Sequence[RecordingRule],
     alerts: list[AlertRule],
 ) -> list[RuleGroup]:
     """A part's recording group (from the records its module computes) and its alert group."""
     return [
         RuleGroup(
             f"modelops-{model.name}-{part}-recording",
-            [RecordingRule(r.record, r.expr, r.labels) for r in recorded],
+            list(recorded),
         ),
         RuleGroup(f"modelops-{model.name}-{part}-alerts", list(alerts)),
     ]
