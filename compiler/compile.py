@@ -69,9 +69,28 @@ class ModelEntry:
 NOT_RENDERED = frozenset({"kube_context", "create_namespace"})
 
 
+# Fields added after the manifest format settled: left out while at their defaults, so a project
+# that does not use them keeps the input hashes (and so the manifest bytes) it had before them.
+_LEFT_OUT_AT_DEFAULT = (
+    "prometheus",
+    "rollout",
+    "candidate",
+    "stable",
+    "stable_evaluated",
+    "shadow",
+    "shadow_evaluated",
+)
+
+
 def model_hash(model: ResolvedModel) -> str:
     """A hash of what the model's directory is rendered from: editing anything else keeps it."""
-    return hashlib.sha256(model.model_dump_json(exclude=set(NOT_RENDERED)).encode()).hexdigest()
+    fields = type(model).model_fields
+    excluded = set(NOT_RENDERED) | {
+        name
+        for name in _LEFT_OUT_AT_DEFAULT
+        if getattr(model, name) == fields[name].get_default(call_default_factory=True)
+    }
+    return hashlib.sha256(model.model_dump_json(exclude=excluded).encode()).hexdigest()
 
 
 def entries_of(models: Iterable[ResolvedModel]) -> list[ModelEntry]:

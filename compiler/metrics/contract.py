@@ -178,6 +178,30 @@ MODEL_INFO = Metric(
     ("model", "version", "framework", "task"),
 )
 
+# Shadow traffic (rollout.strategy: shadow): the candidate scores a copy of each request off the
+# response path. `version` is the stable model's version (it answered), `candidate` the shadow's.
+SHADOW_LABELS = (*MODEL_LABELS, "candidate")
+SHADOW_COMPARISONS = Metric(
+    f"{PREFIX}_shadow_comparisons",
+    Kind.COUNTER,
+    "Rows scored by both the stable model and the shadow candidate, by outcome: agree, disagree "
+    "(classifiers: another class; regressors: an absolute difference above the spec's tolerance), "
+    "or error (the candidate failed).",
+    (*SHADOW_LABELS, "outcome"),
+)
+SHADOW_DIFFERENCE = Metric(
+    f"{PREFIX}_shadow_difference",
+    Kind.HISTOGRAM,
+    "Absolute difference between the candidate's and the stable model's predictions (regressors).",
+    SHADOW_LABELS,
+)
+SHADOW_DROPPED = Metric(
+    f"{PREFIX}_shadow_dropped",
+    Kind.COUNTER,
+    "Requests not shadowed because the shadow queue was full (the request itself was answered).",
+    SHADOW_LABELS,
+)
+
 ALL_METRICS: tuple[Metric, ...] = (
     REQUESTS,
     REQUEST_DURATION,
@@ -197,6 +221,9 @@ ALL_METRICS: tuple[Metric, ...] = (
     FEEDBACK_UNMATCHED,
     FEEDBACK_DROPPED,
     FEEDBACK_PENDING,
+    SHADOW_COMPARISONS,
+    SHADOW_DIFFERENCE,
+    SHADOW_DROPPED,
 )
 OTHER_BIN = "other"  # the bin of a categorical value (or class) the baseline never saw
 UNMATCHED_REASONS = ("unknown", "expired")

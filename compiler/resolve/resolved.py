@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from compiler.spec.model import Evaluation, ModelArtifact, Monitoring, Serving
-from compiler.spec.project import EnvironmentAlerts, GrafanaDefaults
+from compiler.spec.model import Candidate, Evaluation, ModelArtifact, Monitoring, Rollout, Serving
+from compiler.spec.project import EnvironmentAlerts, EnvironmentPrometheus, GrafanaDefaults
 from compiler.spec.records import EvaluationRecord
 
 
@@ -33,7 +33,18 @@ class ResolvedModel(BaseModel):
     monitoring: Monitoring
     grafana: GrafanaDefaults
     alerting: EnvironmentAlerts = EnvironmentAlerts()  # the environment's severity mapping
+    prometheus: EnvironmentPrometheus = EnvironmentPrometheus()  # what canary analysis queries
     evaluated: EvaluationRecord | None = None  # the matching record from `modelops evaluate`
+    # Progressive delivery. `model` is always what the pods serve: with a candidate under the
+    # rolling or canary strategy that is the candidate (so promoting it changes no byte of the
+    # workload), and `stable` is the spec's model it replaces. Under shadow, `model` is the
+    # spec's model and `shadow` the candidate the runtime scores off the response path.
+    rollout: Rollout = Rollout()
+    candidate: Candidate | None = None  # as written in the spec (for review and history)
+    stable: ModelArtifact | None = None
+    stable_evaluated: EvaluationRecord | None = None
+    shadow: ModelArtifact | None = None
+    shadow_evaluated: EvaluationRecord | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -16,10 +16,12 @@ from compiler.resolve.merge import Layer, merge_layers
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.catalog import Catalog, LoadedSpec
 from compiler.spec.check_merged import CheckedSpec, MergedSpec
+from compiler.spec.model import ModelArtifact, Spec
 from compiler.spec.project import EnvironmentConfig, Project
+from compiler.spec.records import EvaluationRecord
 from compiler.spec.yamlsource import PositionMap, SourceDocument
 
-_SPEC_SECTIONS = ("model", "evaluation", "serving", "monitoring")
+_SPEC_SECTIONS = ("model", "evaluation", "serving", "monitoring", "rollout")
 
 
 @dataclass
@@ -115,6 +117,7 @@ def build_model(catalog: Catalog, checked: CheckedSpec) -> tuple[ResolvedModel, 
             )
         )
         record = None
+    served, delivery = _delivery(catalog, metadata.name, body, record)
     resolved = ResolvedModel(
         name=metadata.name,
         environment=env.name,
@@ -127,12 +130,36 @@ def build_model(catalog: Catalog, checked: CheckedSpec) -> tuple[ResolvedModel, 
         description=metadata.description,
         labels=dict(metadata.labels),
         source=checked.loaded.source,
-        model=body.model,
+        model=served,
         evaluation=body.evaluation,
         serving=body.serving,
         image=checked.image,
         monitoring=body.monitoring,
         grafana=project.defaults.grafana,
-        evaluated=record,
+        prometheus=env.prometheus,
+        **delivery,
     )
     return resolved, problems
+
+
+def _delivery(
+    catalog: Catalog, name: str, body: Spec, record: EvaluationRecord | None
+) -> tuple[ModelArtifact, dict[str, Any]]:
+    """What the pods serve, and the progressive-delivery fields of the IR (see ResolvedModel)."""
+    fields: dict[str, Any] = {"rollout": body.rollout, "candidate": body.candidate, "evaluated": record}
+    candidate = body.candidate
+    if candidate is None:
+        return body.model, fields
+    challenger = body.model.model_copy(
+        update={"version": candidate.version, "uri": candidate.uri, "sha256": candidate.sha256}
+    )
+    challenger_record = catalog.evaluations.get((name, candidate.version.text))
+    if challenger_record is not None and challenger_record.artifact_sha256 != candidate.sha256:
+        challenger_record = None
+    if body.rollout.strategy == "shadow":
+        return body.model, fields | {"shadow": challenger, "shadow_evaluated": challenger_record}
+    return challenger, fields | {
+        "evaluated": challenger_record,
+        "stable": body.model,
+        "stable_evaluated": record,
+    }

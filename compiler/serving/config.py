@@ -90,6 +90,22 @@ class RuntimeFeedback(BaseModel):
     )
 
 
+class RuntimeShadow(BaseModel):
+    """The candidate scored off the response path (rollout.strategy: shadow); never answers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    version: str
+    uri: str
+    sha256: str
+    queueSize: int = Field(default=256, ge=1, le=100_000, description="Requests waiting to be shadowed")
+    tolerance: float | None = Field(
+        default=None, ge=0, description="Regressors: an absolute difference up to this agrees"
+    )
+    differenceBuckets: list[float] = Field(
+        default_factory=list, description="Regressors: histogram buckets; the tolerance is one of them"
+    )
+
+
 class RuntimeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     apiVersion: Literal["modelops.dev/v1alpha1"] = "modelops.dev/v1alpha1"
@@ -101,6 +117,7 @@ class RuntimeConfig(BaseModel):
     metrics: RuntimeMetrics
     drift: RuntimeDrift | None = None
     feedback: RuntimeFeedback = Field(default_factory=RuntimeFeedback)
+    shadow: RuntimeShadow | None = None
 
 
 def max_body_bytes(memory_limit_bytes: int) -> int:

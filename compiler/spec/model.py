@@ -337,6 +337,70 @@ class Monitoring(SpecModel):
     feedback: Feedback = Field(default_factory=Feedback)
 
 
+class Candidate(SpecModel):
+    """The challenger: another version of the same model (same framework, task and features)."""
+
+    version: SemVer
+    uri: ArtifactUri
+    sha256: Sha256 = Field(description="Required: the candidate is pinned like a release")
+
+
+class CanaryStep(SpecModel):
+    weight: int = Field(ge=1, le=99, description="Percent of traffic the candidate gets at this step")
+    pause: Duration = Field(description="How long the step lasts while the analysis runs")
+
+
+class CanaryAnalysis(SpecModel):
+    """The measurements Argo Rollouts takes while the canary runs (an AnalysisTemplate)."""
+
+    interval: Duration = Field(
+        default_factory=lambda: Duration("1m", 60_000), description="Time between measurements"
+    )
+    window: Duration | None = Field(
+        default=None,
+        description="How far back each measurement looks; default: twice the interval, at least 2m",
+    )
+    failureLimit: int = Field(
+        default=1, ge=0, le=100, description="Failed measurements tolerated; one more aborts the rollout"
+    )
+    minRequests: int = Field(
+        default=50,
+        ge=1,
+        le=1_000_000_000,
+        description="Candidate requests in a measurement's window below which it gives no verdict",
+    )
+
+
+class Canary(SpecModel):
+    steps: list[CanaryStep] = Field(min_length=1, max_length=20)
+    analysis: CanaryAnalysis = Field(default_factory=CanaryAnalysis)
+
+
+class Shadow(SpecModel):
+    """The candidate scores a copy of every request; its answers are compared, never returned."""
+
+    maxDisagreement: FiniteFloat = Field(
+        default=0.05, gt=0, lt=1, description="Share of compared rows that may disagree before an alert"
+    )
+    tolerance: FiniteFloat | None = Field(
+        default=None, ge=0, description="Regressors (required): an absolute difference up to this agrees"
+    )
+    queueSize: int = Field(
+        default=256, ge=1, le=100_000, description="Requests waiting to be shadowed; more are dropped"
+    )
+    minComparisons: int = Field(
+        default=100, ge=1, le=1_000_000_000, description="Compared rows in the window before it can alert"
+    )
+
+
+class Rollout(SpecModel):
+    """How a new version reaches traffic: all at once (rolling), earned (canary), or watched (shadow)."""
+
+    strategy: Literal["rolling", "canary", "shadow"] = "rolling"
+    canary: Canary | None = None
+    shadow: Shadow = Field(default_factory=Shadow)
+
+
 class EnvironmentOverlay(SpecModel):
     """What an environment may override; each section is deep-merged over the spec's."""
 
@@ -344,10 +408,14 @@ class EnvironmentOverlay(SpecModel):
     evaluation: dict[str, Any] | None = None
     serving: dict[str, Any] | None = None
     monitoring: dict[str, Any] | None = None
+    candidate: dict[str, Any] | None = None
+    rollout: dict[str, Any] | None = None
 
 
 class Spec(SpecModel):
     model: ModelArtifact
+    candidate: Candidate | None = Field(default=None, description="The version that may replace `model`")
+    rollout: Rollout = Field(default_factory=Rollout)
     evaluation: Evaluation | None = None
     serving: Serving = Field(default_factory=Serving)
     monitoring: Monitoring = Field(default_factory=Monitoring)

@@ -50,12 +50,24 @@ class EnvironmentAlerts(SpecModel):
         return value
 
 
+class EnvironmentPrometheus(SpecModel):
+    """The Prometheus that Argo Rollouts' analysis queries (canary rollouts)."""
+
+    address: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090",
+        pattern=r"^https?://[^\s/]+(?::[0-9]+)?(?:/\S*)?$",
+        max_length=2048,
+        description="Base URL of the Prometheus HTTP API, as seen from the Argo Rollouts controller",
+    )
+
+
 class EnvironmentConfig(SpecModel):
     name: DnsLabel
     namespace: DnsLabel
     context: str | None = Field(default=None, description="kubeconfig context for diff/apply")
     createNamespace: bool = Field(default=False, description="Emit a Namespace object")
     alerts: EnvironmentAlerts = Field(default_factory=EnvironmentAlerts)
+    prometheus: EnvironmentPrometheus = Field(default_factory=EnvironmentPrometheus)
 
 
 class GrafanaDefaults(SpecModel):
@@ -68,6 +80,7 @@ class Defaults(SpecModel):
 
     serving: dict[str, Any] | None = None
     monitoring: dict[str, Any] | None = None
+    rollout: dict[str, Any] | None = None
     grafana: GrafanaDefaults = Field(default_factory=GrafanaDefaults)
 
 
