@@ -12,19 +12,21 @@ thresholds), timed from `api.check` to the end of `api.write`; the interpreter's
 imports are not counted. Its peak memory is that child's `ru_maxrss` (RUSAGE_SELF) and,
 separately, the largest of its worker processes' (`ru_maxrss` of RUSAGE_CHILDREN: forked workers
 share the parent's pages until they write them, so the two overlap and self + jobs x worker is
-an upper bound of the whole).
+an upper bound of the whole); and what they occupy together, the peak of the sum of their
+proportional set sizes (Pss: a shared page counts once in all), sampled ten times a second.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +101,12 @@ def make_tree(root: Path, n: int, environments: int = 2) -> list[str]:
 # --- one case, in its own process -------------------------------------------------------------
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its finished workers: the work, whatever the load."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def run_case(case: str, root: Path, jobs: int | None) -> dict[str, Any]:
     """What `modelops compile` does for this case (`floor`: serialisation alone), timed."""
     import gc
@@ -113,15 +121,15 @@ def run_case(case: str, root: Path, jobs: int | None) -> dict[str, Any]:
         start = time.perf_counter()
         documents = list(api.documents(project))  # every model's documents, in memory
         result["render_s"] = time.perf_counter() - start
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         size = sum(len(api.serialise(filename, document)) for filename, document in documents)
-        result["seconds"] = time.perf_counter() - start
+        result["seconds"], result["cpu_s"] = time.perf_counter() - start, _cpu() - cpu
         result["documents"], result["bytes"] = len(documents), size
     else:
         mode = {"full": api.Mode.FULL, "check": api.Mode.CHECK, "update": api.Mode.UPDATE}[case]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         written = api.write(api.check(options, mode), mode)
-        result["seconds"] = time.perf_counter() - start
+        result["seconds"], result["cpu_s"] = time.perf_counter() - start, _cpu() - cpu
         result["files"], result["rendered"], result["stale"] = written.files, written.rendered, written.stale
     result["self_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["workers_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -136,19 +144,49 @@ class Figure:
     seconds: float
     self_mib: float | None = None
     workers_mib: float | None = None
+    tree_mib: float | None = None  # peak of the process tree's summed Pss, sampled
+    cpu: float | None = None  # CPU seconds, workers included
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the start and at the end
     note: str = ""
     stopped: bool = False  # a time limit ended it: the time is a lower bound
 
 
+def tree_pss(pid: int) -> float:
+    """MiB that a process and its descendants occupy together: the sum of their Pss."""
+    total, pending = 0, [pid]
+    while pending:
+        process = pending.pop()
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{process}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{process}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    return total / 1024
+
+
 def case(name: str, root: Path, jobs: int | None = None) -> tuple[Figure, dict[str, Any]]:
     load = os.getloadavg()[0]
     command = [sys.executable, __file__, "--case", name, str(root), str(jobs or 0)]
-    out = subprocess.run(command, capture_output=True, text=True, check=False)
-    if out.returncode:
-        raise SystemExit(f"case {name} failed ({out.returncode}):\n{out.stderr}")
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    return Figure(r["seconds"], r["self_mib"], r["workers_mib"], (load, os.getloadavg()[0])), r
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0.0]
+
+    def sample() -> None:
+        while process.poll() is None:
+            peak[0] = max(peak[0], tree_pss(process.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    sampler.join()
+    if process.returncode:
+        raise SystemExit(f"case {name} failed ({process.returncode}):\n{stderr}")
+    r = json.loads(stdout.strip().splitlines()[-1])
+    figure = Figure(
+        r["seconds"], r["self_mib"], r["workers_mib"], peak[0], r["cpu_s"], (load, os.getloadavg()[0])
+    )
+    return figure, r
 
 
 def kustomize(root: Path, environment: str, limit: float) -> Figure:
@@ -161,7 +199,8 @@ def kustomize(root: Path, environment: str, limit: float) -> Figure:
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     process.returncode = code = os.waitstatus_to_exitcode(status)
-    figure = Figure(seconds, usage.ru_maxrss / 1024, None, (load, os.getloadavg()[0]))
+    cpu = usage.ru_utime + usage.ru_stime
+    figure = Figure(seconds, usage.ru_maxrss / 1024, None, None, cpu, (load, os.getloadavg()[0]))
     if code == 124:
         figure.stopped = True
     elif code:
@@ -169,8 +208,13 @@ def kustomize(root: Path, environment: str, limit: float) -> Figure:
     return figure
 
 
-def measure(n: int, environments: int, limit: float) -> dict[str, Figure]:
+def measure(n: int, environments: int, limit: float, root: Path) -> dict[str, Figure]:
+    """Every case on one project generated in `root`. No tree is deleted while cases run: on
+    this machine's disk (ext4 without a journal, which skips recently freed inodes) creating
+    files for a few minutes after tens of thousands were deleted was measured at ten to twenty
+    times the cost, so a compile timed right after `rm -rf generated` mostly times the disk."""
     figures: dict[str, Figure] = {}
+    root.mkdir()
 
     def show(label: str, figure: Figure) -> None:
         figures[label] = figure
@@ -180,39 +224,37 @@ def measure(n: int, environments: int, limit: float) -> dict[str, Figure]:
             flush=True,
         )
 
-    with tempfile.TemporaryDirectory(prefix="compile-bench-") as tmp:
-        root = Path(tmp)
-        names = make_tree(root, n, environments)
-        floor, r = case("floor", root)
-        floor.note = f"{r['documents']} documents, {r['bytes'] / 2**20:.0f} MiB"
-        floor.note += f"; rendering them took {r['render_s']:.1f} s"
-        show("floor", floor)
-        full1, r = case("full", root, jobs=1)
-        full1.note = f"{r['files']} files"
-        show("full --jobs 1", full1)
-        shutil.rmtree(root / "generated")
-        full, _ = case("full", root)
-        show(f"full --jobs {len(os.sched_getaffinity(0))} (default)", full)
-        check, r = case("check", root)
-        check.note = f"rendered {r['rendered']}, stale: {r['stale']}"
-        show("--check", check)
-        case("update", root)  # an unchanged update: fills the check cache, as the last compile would
-        spec = root / "specs" / f"bench-{n // 2:05d}.yaml"  # the one spec changed
-        spec.write_text(spec.read_text().replace("availability: 99.9", "availability: 99.5"))
-        incremental, r = case("update", root)
-        incremental.note = f"rendered {r['rendered']}"
-        show("incremental, one spec changed", incremental)
-        for environment in names:
-            show(f"kubectl kustomize {environment}", kustomize(root, environment, limit))
+    names = make_tree(root, n, environments)
+    floor, r = case("floor", root)
+    floor.note = f"{r['documents']} documents, {r['bytes'] / 2**20:.0f} MiB"
+    floor.note += f"; rendering them took {r['render_s']:.1f} s"
+    show("floor", floor)
+    full1, r = case("full", root, jobs=1)
+    full1.note = f"{r['files']} files"
+    show("full --jobs 1", full1)
+    (root / "generated").rename(root / "generated-jobs1")  # kept: see above
+    full, _ = case("full", root)
+    show(f"full --jobs {len(os.sched_getaffinity(0))} (default)", full)
+    check, r = case("check", root)
+    check.note = f"rendered {r['rendered']}, stale: {r['stale']}"
+    show("--check", check)
+    case("update", root)  # an unchanged update: fills the check cache, as the last compile would
+    spec = root / "specs" / f"bench-{n // 2:05d}.yaml"  # the one spec changed
+    spec.write_text(spec.read_text().replace("availability: 99.9", "availability: 99.5"))
+    incremental, r = case("update", root)
+    incremental.note = f"rendered {r['rendered']}"
+    show("incremental, one spec changed", incremental)
+    for environment in names:
+        show(f"kubectl kustomize {environment}", kustomize(root, environment, limit))
     return figures
 
 
 def table(results: dict[str, dict[str, Figure]]) -> None:
     sizes = list(results)
     rows = list(dict.fromkeys(label for figures in results.values() for label in figures))
-    head = f"{'case':<32}" + "".join(f" | {size:^44}" for size in sizes)
-    sub = f"{'':<32}" + " | {:>8} {:>6} {:>9} {:>9} {:>9}".format(
-        "s", "/floor", "self MiB", "wrkr MiB", "load"
+    head = f"{'case':<32}" + "".join(f" | {size:^61}" for size in sizes)
+    sub = f"{'':<32}" + " | {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9}".format(
+        "s", "/floor", "cpu s", "self MiB", "wrkr MiB", "tree MiB", "load"
     ) * len(sizes)
     print(head)
     print(sub)
@@ -221,13 +263,17 @@ def table(results: dict[str, dict[str, Figure]]) -> None:
         for size in sizes:
             figure, floor = results[size].get(label), results[size]["floor"]
             if figure is None:
-                line += f" | {'':44}"
+                line += f" | {'':61}"
                 continue
             ratio = "" if label == "floor" else f"{figure.seconds / floor.seconds:.2f}"
-            mib = [f"{v:.0f}" if v is not None else "-" for v in (figure.self_mib, figure.workers_mib)]
+            mib = [
+                f"{v:.0f}" if v is not None else "-"
+                for v in (figure.self_mib, figure.workers_mib, figure.tree_mib)
+            ]
             load = f"{figure.load[0]:.1f}-{figure.load[1]:.1f}"
             seconds = (">" if figure.stopped else "") + f"{figure.seconds:.2f}"
-            line += f" | {seconds:>8} {ratio:>6} {mib[0]:>9} {mib[1]:>9} {load:>9}"
+            cpu = f"{figure.cpu:.1f}" if figure.cpu is not None else "-"
+            line += f" | {seconds:>8} {ratio:>6} {cpu:>6} {mib[0]:>9} {mib[1]:>9} {mib[2]:>9} {load:>9}"
         print(line)
     for size, figures in results.items():
         for label, figure in figures.items():
@@ -242,15 +288,18 @@ def main(sizes: list[tuple[int, int]], limit: float) -> None:
         "incremental = `compile` (update mode, check cache warm) after one spec changed.\n"
         "floor = serialising every model's documents alone, rendered in memory first, with compile's\n"
         "serialisers, one process (kustomization lists, per-environment files and the manifest are\n"
-        "not in it). /floor = time / floor. self MiB = ru_maxrss of the process; wrkr MiB = ru_maxrss of\n"
-        "its largest worker (RUSAGE_CHILDREN): forked, so they share pages, and self + jobs x wrkr\n"
-        "bounds the whole. kubectl kustomize: one environment, output discarded; MiB from wait4;\n"
-        "'>' marks a run stopped at the time limit (--kustomize-limit).\n"
+        "not in it). /floor = time / floor. cpu s = CPU seconds, workers included: the work done,\n"
+        "whatever else the machine runs. self MiB = ru_maxrss of the process; wrkr MiB = ru_maxrss\n"
+        "of its largest worker (RUSAGE_CHILDREN): forked, so they share pages, and self + jobs x\n"
+        "wrkr bounds the whole; tree MiB = the peak of their summed Pss (shared pages once), what\n"
+        "they occupy together, sampled every 0.1 s. kubectl kustomize: one environment, output\n"
+        "discarded; MiB from wait4; '>' marks a run stopped at the time limit (--kustomize-limit).\n"
         f"load = 1-minute load average before and after each case; {os.cpu_count()} CPUs, "
         f"{len(os.sched_getaffinity(0))} usable.\n",
         flush=True,
     )
-    results = {f"{n} specs x {e} envs": measure(n, e, limit) for n, e in sizes}
+    with tempfile.TemporaryDirectory(prefix="compile-bench-") as tmp:  # removed after every size ran
+        results = {f"{n} specs x {e} envs": measure(n, e, limit, Path(tmp) / f"{n}x{e}") for n, e in sizes}
     print()
     table(results)
     print(

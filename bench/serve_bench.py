@@ -2,15 +2,19 @@
 
 Open-loop load: requests are scheduled at a fixed rate and latency is measured from the
 scheduled time, so a server that falls behind shows it (no coordinated omission). The
-floor is the same model's bare `predict` on one row, in-process. Figures only.
+floor is the same model's bare `predict` on one row, in-process. The shadow figure compares
+the stable's latency at 200 rps with a shadow candidate off and on. Figures only.
 
-    python bench/serve_bench.py [RATE ...]     (default: 50 100 200 400 800 requests/second)
+    python bench/serve_bench.py [RATE ...]     (default: 50 100 200 400 800 requests/second,
+                                                then the shadow figure)
+    python bench/serve_bench.py --shadow       (the shadow figure alone, about 40 seconds)
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -22,13 +26,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.runtime import columns, holdout_rows, running, runtime_config  # noqa: E402
+from tests.runtime import Runtime, columns, holdout_rows, running, runtime_config, sample  # noqa: E402
 
 MODEL = ("production", "ml-production", "credit-default")
 INFER = "/v2/models/credit-default/infer"
 FEEDBACK = "/v2/models/credit-default/feedback"
 MIXED_INFER_RPS, MIXED_FEEDBACK_RPS = 200.0, 50.0
 SECONDS_PER_LEVEL = 5.0
+SHADOW_RPS, SHADOW_ROUNDS, SHADOW_SECONDS = 200.0, 5, 2.0  # short rounds: off and on interleave
 WORKERS = 16
 
 
@@ -38,9 +43,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def drive(
-    port: int, body: bytes | Callable[[int], bytes], rate: float, path: str = INFER
+    port: int,
+    body: bytes | Callable[[int], bytes],
+    rate: float,
+    path: str = INFER,
+    seconds: float = SECONDS_PER_LEVEL,
 ) -> tuple[float, list[float], int]:
-    """Send `rate` requests/second for SECONDS_PER_LEVEL; return achieved rate, latencies, errors.
+    """Send `rate` requests/second for `seconds`; return achieved rate, latencies, errors.
 
     `body` is the request body, or makes the i-th request's body.
     """
@@ -48,7 +57,7 @@ def drive(
     errors = 0
     lock = threading.Lock()
     start = time.perf_counter() + 0.2
-    total = int(rate * SECONDS_PER_LEVEL)
+    total = int(rate * seconds)
 
     def worker(offset: int) -> None:
         nonlocal errors
@@ -159,5 +168,90 @@ def mixed_load(
     return results["infer"], results["feedback"]
 
 
+def shadow_figure() -> None:
+    """p99 of the stable's answers with the shadow off and on, measured in alternating rounds on
+    two runtimes started side by side, so load from elsewhere on the machine falls on both."""
+    from tests.test_shadow import CANDIDATE, regularised_candidate, save, with_shadow
+
+    config = runtime_config(*MODEL)
+    rows = holdout_rows("data/credit-default/holdout.csv", 600)
+    bodies = [json.dumps(columns([row], config["model"]["features"])).encode() for row in rows]
+
+    def body(i: int) -> bytes:
+        return bodies[i % len(bodies)]
+
+    latencies: dict[str, list[float]] = {"off": [], "on": []}
+    rounds: dict[str, list[float]] = {"off": [], "on": []}  # each round's p99, to show the noise
+    cpu = {"off": 0.0, "on": 0.0}  # the runtime's CPU seconds in the measured rounds
+    with tempfile.TemporaryDirectory() as tmp:
+        uri, sha256 = save(regularised_candidate(), Path(tmp) / "candidate.skops")
+        with running(config, Path(tmp)) as off, running(with_shadow(MODEL, uri, sha256), Path(tmp)) as on:
+            runtimes = {"off": off, "on": on}
+            warm_up = {  # at the measured rate, not counted
+                name: drive(runtime.port, body, SHADOW_RPS, seconds=SHADOW_SECONDS)[1]
+                for name, runtime in runtimes.items()
+            }
+            sent = {name: len(values) for name, values in warm_up.items()}
+            for _ in range(SHADOW_ROUNDS):
+                for name, runtime in runtimes.items():
+                    before = cpu_seconds(runtime.process.pid)
+                    measured = drive(runtime.port, body, SHADOW_RPS, seconds=SHADOW_SECONDS)[1]
+                    cpu[name] += cpu_seconds(runtime.process.pid) - before
+                    latencies[name] += measured
+                    rounds[name].append(percentile(measured, 0.99))
+                    sent[name] += len(measured)
+            counts = shadow_counts(on, sent["on"])
+    p99 = {name: percentile(values, 0.99) for name, values in latencies.items()}
+    print(
+        f"\nshadow at {SHADOW_RPS:.0f} rps ({SHADOW_ROUNDS} alternating rounds of {SHADOW_SECONDS:.0f} s "
+        f"each; candidate {CANDIDATE}: the stable retrained with C=0.01):"
+    )
+    for name, values in latencies.items():
+        each = " ".join(f"{r * 1000:.1f}" for r in rounds[name])
+        cost = cpu[name] / len(values) * 1000
+        print(
+            f"  shadow {name:<3}: p50 {percentile(values, 0.5) * 1000:.2f} ms, p99 {p99[name] * 1000:.2f} ms "
+            f"({len(values)} requests, {cost:.2f} ms CPU each; p99 per round: {each})"
+        )
+    typical = {name: statistics.median(values) for name, values in rounds.items()}
+    print(
+        f"  p99 on / off: {p99['on'] / p99['off']:.3f} over all requests, "
+        f"{typical['on'] / typical['off']:.3f} between the median rounds (target: at most 1.10)"
+    )
+    agree, disagree, error, dropped = counts
+    print(
+        f"  {sent['on']} one-row requests to the shadowed runtime: {agree + disagree + error:.0f} compared "
+        f"(agree {agree:.0f}, disagree {disagree:.0f}, error {error:.0f}), dropped {dropped:.0f}"
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux): a cost that other load on the
+    machine does not inflate, unlike latency."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def shadow_counts(runtime: Runtime, sent: int) -> tuple[float, float, float, float]:
+    """agree, disagree, error and dropped once the worker has caught up with `sent` requests
+    (or after 30 seconds, if it has not)."""
+    labels = {"model": "credit-default", "version": "1.4.0"}
+    deadline = time.monotonic() + 30
+    while True:
+        text = runtime.metrics()
+        outcomes = [
+            sample("modelops_shadow_comparisons_total", text, outcome=o, **labels)
+            for o in ("agree", "disagree", "error")
+        ]
+        dropped = sample("modelops_shadow_dropped_total", text, **labels)
+        if sum(outcomes) + dropped >= sent or time.monotonic() > deadline:
+            return outcomes[0], outcomes[1], outcomes[2], dropped
+        time.sleep(0.1)
+
+
 if __name__ == "__main__":
-    main([float(a) for a in sys.argv[1:]] or [50, 100, 200, 400, 800])
+    arguments = sys.argv[1:]
+    if arguments != ["--shadow"]:
+        main([float(a) for a in arguments] or [50, 100, 200, 400, 800])
+    if not arguments or arguments == ["--shadow"]:
+        shadow_figure()

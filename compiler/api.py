@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compiler.bundle.bundle import Sink
+from compiler.bundle.bundle import Placed, Sink
 from compiler.bundle.layout import MANIFEST, model_documents
 from compiler.bundle.layout import serialise as serialise_document
 from compiler.bundle.writer import (
@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # imported when used: compile never loads the kubernetes clie
     from compiler.reconcile.client import Cluster
     from compiler.reconcile.environments import Target
     from compiler.reconcile.errors import Stage
+    from compiler.reconcile.session import Observer, Outcome, Session
 
 __all__ = [
     "CheckFailed",
@@ -90,6 +91,8 @@ class Mode(enum.Enum):
     FULL = "full"  # check and render everything again, hash every file; write what changed
     CHECK = "check"  # write nothing: render the models whose inputs changed, hash every file
     # against what the manifest and the renders say, report what an update would change
+    VERIFY = "verify"  # write nothing: render every model again (after a change to modelops
+    # itself, which input hashes do not cover) and compare every file's bytes
 
 
 class CheckFailed(ModelopsError):
@@ -241,13 +244,13 @@ def write(
     out = project.out
     spec_dirs = [path for path in project.options.paths if path.is_dir()]
     check_target(out, project.project_file.resolve().parent.parent, [project.project_file.parent, *spec_dirs])
-    if mode is Mode.CHECK:
+    if mode in (Mode.CHECK, Mode.VERIFY):
         if interrupted(out):  # a check writes nothing, so it cannot finish the update itself
             raise OutputError(
                 f"a compile of {out} was stopped half-way through writing; run `modelops compile` "
                 "to finish it, then check again"
             )
-        return _check(project, out, warn)
+        return _check(project, out, warn, reuse=mode is Mode.CHECK)
     try:
         with locked(out) as tree:
             ensure_ours(tree)
@@ -281,7 +284,7 @@ def write(
     )
 
 
-def _check(project: Project, out: Path, warn: Callable[[str], None] | None) -> Written:
+def _check(project: Project, out: Path, warn: Callable[[str], None] | None, *, reuse: bool) -> Written:
     """What an update would change, writing nothing: models whose inputs the manifest records
     as unchanged are not rendered, their files are expected as the manifest lists them, and
     every file on disk is hashed (read once) to find one edited, removed or added by hand."""
@@ -298,7 +301,7 @@ def _check(project: Project, out: Path, warn: Callable[[str], None] | None) -> W
     if damaged:
         expected = PreviousTree()
     _warn_damaged(PreviousTree(damaged=damaged), out, warn)
-    compiled = render(project, expected, reuse=True, sink=_Nowhere())
+    compiled = render(project, expected, reuse=reuse, sink=_Nowhere())
     refuse_in_the_way(out, compiled.listing, foreign)  # as an update would
     actual = {**listing, MANIFEST: on_disk[MANIFEST]} if MANIFEST in on_disk else listing
     changes = compare_listings(compiled.listing, actual)
@@ -335,7 +338,13 @@ def serialise(filename: str, document: dict[str, Any]) -> bytes:
 class _Nowhere:
     """A check's sink: the digests are all it needs (compile keeps them)."""
 
-    def add(self, path: str, content: bytes) -> None:
+    def fds(self) -> list[int]:
+        return []
+
+    def put(self, path: str, content: bytes, sha: str) -> Placed:
+        return None
+
+    def took(self, path: str, sha: str, placed: Placed) -> None:
         pass
 
 
@@ -389,3 +398,10 @@ def apply(
     from compiler.reconcile.apply import apply_all
 
     return apply_all(cluster, changes, target.applysets, options, on_stage)
+
+
+def apply_environments(targets: list[Target], session: Session, observer: Observer) -> Iterator[Outcome]:
+    """`apply`: each environment in turn (plan, apply, wait as `session` says), outcome by outcome."""
+    from compiler.reconcile.session import apply_environments as apply_in_turn
+
+    return apply_in_turn(targets, session, observer)

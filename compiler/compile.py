@@ -12,29 +12,31 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import gc
 import hashlib
 import json
 import multiprocessing
 import os
 import signal
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler import __version__
-from compiler.bundle.bundle import Bundle, Sink
+from compiler.bundle.bundle import Bundle, Placed, Sink
 from compiler.bundle.layout import (
     KUSTOMIZATION,
     MANIFEST,
     Job,
     KeptModel,
-    ModelFile,
+    ModelKey,
     build_bundle,
+    directory_files,
     environment_paths,
     manifest_json,
-    model_files,
+    model_directory,
 )
 from compiler.bundle.writer import digest, hash_tree, read_manifest, split_owned, split_owned_hashes
 from compiler.diagnostics import Diagnostic
@@ -211,22 +213,33 @@ class Compiled:
 
 
 class _Listed:
-    """A sink that keeps each file's digest, and its bytes only when asked to."""
+    """Every file of the tree passes here, in order: each path once, its digest listed, and the
+    file handed to the sink (put by the process that rendered it, or here)."""
 
-    def __init__(self, sink: Sink | None) -> None:
+    def __init__(self, sink: Sink) -> None:
         self.sink = sink
         self.listing: dict[str, str] = {}
 
     def add(self, path: str, content: bytes) -> None:
         if path in self.listing:
             raise ValueError(f"two outputs want the same path {path!r}")
-        self.listing[path] = digest(content)
-        if self.sink is not None:
-            self.sink.add(path, content)
+        sha = digest(content)
+        self.took(path, sha, self.sink.put(path, content, sha))
 
+    def took(self, path: str, sha: str, placed: Placed) -> None:
+        if path in self.listing:
+            raise ValueError(f"two outputs want the same path {path!r}")
+        self.listing[path] = sha
+        self.sink.took(path, sha, placed)
+
+
+# One file of a model's directory as the process that rendered it hands it back: its path,
+# sha256, whether it is a Kubernetes object, and what the sink's `put` left there.
+Rendered = tuple[str, str, bool, Placed]
 
 PARALLEL_THRESHOLD = 48  # models to render; below this, starting worker processes costs more
 IN_FLIGHT = 2  # batches queued per worker: enough to keep it busy, few enough to bound memory
+BATCH = 16  # models per batch at most: what a worker hands back at once is a few kilobytes
 
 
 def default_jobs() -> int:
@@ -234,9 +247,25 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _worker_start(parent: int) -> None:
-    """A worker dies with the compile that started it, and closes the directories it inherited:
-    among them the output's lock, which a killed compile must not leave held by its workers."""
+def _render(job: Job, sink: Sink) -> list[Rendered]:
+    """One model's directory, every file rendered, digested and put by this process."""
+    directory = model_directory(job[0])
+    rendered: list[Rendered] = []
+    for name, content, is_object in directory_files(job):
+        path = f"{directory}/{name}"
+        sha = digest(content)
+        rendered.append((path, sha, is_object, sink.put(path, content, sha)))
+    return rendered
+
+
+# In a worker process: the models of the compile that forked it, and where their files go.
+_forked: list[tuple[list[Job], Sink]] = []
+
+
+def _worker_start(parent: int, keep: frozenset[int], work: tuple[list[Job], Sink]) -> None:
+    """A worker dies with the compile that started it, and closes the directories it inherited
+    (among them the output's lock, which a killed compile must not leave held by its workers)
+    except those the sink puts files into. `work` came with the fork: nothing is pickled."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
     if os.getppid() != parent:
@@ -244,45 +273,65 @@ def _worker_start(parent: int) -> None:
     with contextlib.suppress(OSError):
         for entry in Path("/proc/self/fd").iterdir():
             with contextlib.suppress(OSError, ValueError):
-                if stat.S_ISDIR(os.fstat(int(entry.name)).st_mode):
-                    os.close(int(entry.name))
+                fd = int(entry.name)
+                if fd not in keep and stat.S_ISDIR(os.fstat(fd).st_mode):
+                    os.close(fd)
+    _forked.append(work)
 
 
-def _render_batch(batch: list[Job]) -> list[list[ModelFile]]:
-    return [model_files(job) for job in batch]
+def _render_range(start: int, stop: int) -> list[list[Rendered]]:
+    """In a worker: models start..stop of the forked work, their files put by the sink here."""
+    jobs, sink = _forked[0]
+    return [_render(job, sink) for job in jobs[start:stop]]
 
 
-def render_in_order(jobs: list[Job], workers: int) -> Iterator[tuple[ResolvedModel, list[ModelFile]]]:
-    """Each model with its files, in the order given; in `workers` processes when there is
-    enough work. At most IN_FLIGHT batches per worker are pending, so memory holds a bounded
-    number of models' files whatever their count."""
-    if workers < 2 or len(jobs) < PARALLEL_THRESHOLD:
+def render_in_order(jobs: list[Job], workers: int, sink: Sink) -> Generator[list[Rendered], None, None]:
+    """Each model's files, in the order given, put by the sink in the process that rendered
+    them: in `workers` forked processes when there is enough work. A worker is told a range of
+    models (it has them all since the fork) and hands back digests and staged names, so
+    nothing large crosses a pipe, and at most IN_FLIGHT batches per worker are pending."""
+    if workers < 2 or len(jobs) < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
         for job in jobs:
-            yield job[0], model_files(job)
+            yield _render(job, sink)
         return
-    size = max(1, min(16, len(jobs) // (workers * 4)))
-    batches = iter([jobs[start : start + size] for start in range(0, len(jobs), size)])
-    methods = multiprocessing.get_all_start_methods()  # fork: workers start with the code loaded
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)
-    )
+    size = max(1, min(BATCH, len(jobs) // (workers * 4)))
+    batches = iter([(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)])
+    keep = frozenset(sink.fds())
+    gc.freeze()  # the workers' collector leaves the inherited objects alone: their pages stay shared
     try:
-        pending: collections.deque[tuple[list[Job], Future[list[list[ModelFile]]]]] = collections.deque()
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_start,
+            initargs=(os.getpid(), keep, (jobs, sink)),
+        )
+        pending: collections.deque[Future[list[list[Rendered]]]] = collections.deque()
+        pending.append(pool.submit(_render_range, *next(batches)))  # forks the workers
+    finally:
+        gc.unfreeze()
+    try:
         for batch in batches:
-            pending.append((batch, pool.submit(_render_batch, batch)))
+            pending.append(pool.submit(_render_range, *batch))
             if len(pending) >= workers * IN_FLIGHT:
                 break
         while pending:
-            batch, future = pending.popleft()
-            results = future.result()
+            results = pending.popleft().result()
             following = next(batches, None)
             if following is not None:
-                pending.append((following, pool.submit(_render_batch, following)))
-            for job, files in zip(batch, results, strict=True):
-                yield job[0], files
+                pending.append(pool.submit(_render_range, *following))
+            yield from results
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _recorded(
+    work: list[Job], rendered: Iterator[list[Rendered]], listed: _Listed
+) -> Iterator[tuple[ModelKey, list[str]]]:
+    """Each rendered model's files recorded in order, and the model's key with its objects."""
+    for job, files in zip(work, rendered, strict=True):
+        for path, sha, _, placed in files:
+            listed.took(path, sha, placed)
+        yield job[0].key, [path.rpartition("/")[2] for path, _, is_object, _ in files if is_object]
 
 
 def compile_entries(
@@ -324,9 +373,15 @@ def compile_entries(
             raise CannotKeep(entry.directory)
         else:
             work.append((entry.resolved, stamp, environment_names))
-    memory = Bundle() if sink is None else None
-    listed = _Listed(sink if sink is not None else memory)
-    build_bundle(render_in_order(work, jobs), project, chosen, kept_models, listed)
+    memory: Bundle | None = None
+    if sink is None:
+        sink = memory = Bundle()
+    listed = _Listed(sink)
+    rendered = render_in_order(work, jobs, listed.sink)
+    try:  # the workers stop before the caller cleans up after an error: none still writes
+        build_bundle(_recorded(work, rendered, listed), project, chosen, kept_models, listed)
+    finally:
+        rendered.close()
     if environments:  # what belongs to the environments we are not compiling stays
         ours = tuple(p for env in chosen for p in environment_paths(env))
         kept.update((p, sha) for p, sha in previous.listing.items() if not p.startswith(ours))
@@ -334,8 +389,9 @@ def compile_entries(
     listing = {**kept, **listed.listing}
     listing.pop(MANIFEST, None)
     listed.add(MANIFEST, manifest_json(listing, inputs))
+    listing[MANIFEST] = listed.listing[MANIFEST]
     files = memory.files if memory is not None else {}
-    return Compiled({**kept, **listed.listing}, kept, len(work), len(kept_models), files)
+    return Compiled(listing, kept, len(work), len(kept_models), files)
 
 
 def render_models(

@@ -60,7 +60,13 @@ class _Unsupported(Exception):
 _INDICATOR = re.compile(r"^[#,\[\]{}&*!|>'\"%@`]|^[-?:](?: |$)|: |:$| #|^(?:---|\.\.\.)|^ | $")
 _STR_TAG = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
-_MAX_REMEMBERED = 100_000  # distinct scalars remembered per process; then forgotten, to bound memory
+# What is remembered, per process: texts up to _LONGEST characters (a longer one is mostly one
+# model's own, a dashboard's JSON or a query: remembering it would hold every model's), and up to
+# _REMEMBERED characters of them in all; then everything is forgotten. Memory stays bounded
+# whatever the number of models.
+_LONGEST = 256
+_REMEMBERED = 4_000_000
+_held = [0]  # characters remembered now
 
 _values: dict[str, str] = {}  # single-line string -> its text as a value
 _keys: dict[str, str] = {}  # string -> its text as a mapping key
@@ -69,8 +75,13 @@ _floats: dict[str, str] = {}  # repr (0.0 and -0.0 are equal keys) -> text
 
 
 def _remember(memo: dict[Any, str], key: Any, text: str) -> str:
-    if len(memo) >= _MAX_REMEMBERED:
-        memo.clear()
+    if len(text) > _LONGEST:
+        return text
+    if _held[0] > _REMEMBERED:
+        for each in (_values, _keys, _blocks, _floats):
+            each.clear()
+        _held[0] = 0
+    _held[0] += 2 * len(text)  # the key is about as long
     memo[key] = text
     return text
 
@@ -132,12 +143,11 @@ def _literal(value: str, indent: int) -> str | None:
     ends = value.endswith("\n")
     if ends:
         lines.pop()
+    if " \n" in value or value.endswith(" ") or not value.replace("\n", "").isprintable():
+        return None
     margin = " " * (indent + 2)
-    for line in lines:
-        if line and (not line.isprintable() or line[-1] == " "):
-            return None
-    body = "".join(margin + line + "\n" if line else "\n" for line in lines)
-    return ("|\n" if ends else "|-\n") + body
+    body = "\n".join([margin + line if line else "" for line in lines])
+    return ("|\n" if ends else "|-\n") + body + "\n"
 
 
 def _probe(value: object, indent: int) -> str:
@@ -169,97 +179,77 @@ def _scalar(value: object, indent: int) -> str:
     raise _Unsupported
 
 
-class _Shared(Exception):
-    """The document shares an object: PyYAML writes an anchor and aliases for it."""
-
-
-def _anchors(obj: Any) -> dict[int, str]:
-    """The anchor PyYAML gives each container met twice: numbered at the second meeting, in
-    the order its serialiser walks the document (keys sorted)."""
-    state: dict[int, str | None] = {}
-    count = 0
-
-    def visit(node: Any) -> None:
-        nonlocal count
-        kind = type(node)
-        if kind is not dict and kind is not list:
-            return
-        key = id(node)
-        if key in state:
-            if state[key] is None:
-                count += 1
-                state[key] = f"id{count:03d}"
-            return
-        state[key] = None
-        for item in (node[k] for k in sorted(node)) if kind is dict else node:
-            visit(item)
-
-    visit(obj)
-    return {key: anchor for key, anchor in state.items() if anchor is not None}
-
-
 class _Writer:
     """Block YAML as PyYAML writes it: two-space mappings, sequences not indented under a key.
-    Without `anchors` a shared container raises _Shared; with them, it gets &idNNN then *idNNN."""
+    A container met twice gets an anchor as PyYAML gives it, in one pass: numbered at the second
+    meeting (in the order the keys are sorted), "&idNNN" patched into the text written at the
+    first and "*idNNN" written at every later one."""
 
-    def __init__(self, anchors: dict[int, str] | None = None) -> None:
+    def __init__(self) -> None:
         self.parts: list[str] = []
-        self.anchors = anchors
-        self.seen: set[int] = set()
+        # container id -> where its first meeting was written: (index in parts, the text around
+        # the anchor there); index -1 for the document itself
+        self.first: dict[int, tuple[int, str, str]] = {}
+        self.anchors: dict[int, str] = {}
 
-    def mark(self, value: dict[Any, Any] | list[Any]) -> str:
-        """Nothing for a container met once; else "&idNNN" the first time, "*idNNN" after."""
-        key = id(value)
-        if self.anchors is None:
-            if key in self.seen:
-                raise _Shared
-            self.seen.add(key)
-            return ""
+    def alias(self, key: int) -> str:
+        """The anchor of a container met again, given (and written at its first meeting) now if
+        this is its second."""
         anchor = self.anchors.get(key)
         if anchor is None:
-            return ""
-        if key in self.seen:
-            return "*" + anchor
-        self.seen.add(key)
-        return "&" + anchor
+            index, before, after = self.first[key]
+            if index < 0:
+                raise _Unsupported  # a document that contains itself: PyYAML writes it
+            anchor = self.anchors[key] = f"id{len(self.anchors) + 1:03d}"
+            self.parts[index] = f"{before}&{anchor}{after}"
+        return anchor
 
     def mapping(self, mapping: dict[Any, Any], indent: str, inline: bool = False) -> None:
         """`inline`: the first key follows a "- " already written."""
         parts = self.parts
+        first = self.first
         try:
             keys = sorted(mapping)
         except TypeError:
             raise _Unsupported from None
         deeper = indent + "  "
+        column = len(indent)
         for key in keys:
             if type(key) is not str:
                 raise _Unsupported
+            head = _keys.get(key) or _key_text(key)
             if inline:
                 inline = False
             else:
-                parts.append(indent)
-            parts.append(_key_text(key))
+                head = indent + head
             value = mapping[key]
             kind = type(value)
+            if kind is str:  # the common case first, in one piece
+                parts.append(f"{head}: {_values.get(value) or _string_text(value, column)}")
+                continue
+            parts.append(head)
             if kind is dict or kind is list:
-                mark = self.mark(value)
-                if mark[:1] == "*":
-                    parts.append(f": {mark}\n")
+                met = id(value)
+                if met in first:
+                    parts.append(f": *{self.alias(met)}\n")
                 elif not value:
-                    empty = "{}" if kind is dict else "[]"
-                    parts.append(f": {mark} {empty}\n" if mark else f": {empty}\n")
+                    empty = " {}\n" if kind is dict else " []\n"
+                    first[met] = (len(parts), ": ", empty)
+                    parts.append(":" + empty)
                 else:
-                    parts.append(f": {mark}\n" if mark else ":\n")
+                    first[met] = (len(parts), ": ", "\n")
+                    parts.append(":\n")
                     if kind is dict:
                         self.mapping(value, deeper)
                     else:
                         self.sequence(value, indent)
             else:
                 parts.append(": ")
-                parts.append(_scalar(value, len(indent)))
+                parts.append(_scalar(value, column))
 
     def sequence(self, items: list[Any], indent: str, inline: bool = False) -> None:
         parts = self.parts
+        first = self.first
         deeper = indent + "  "
         for item in items:
             if inline:
@@ -269,15 +259,16 @@ class _Writer:
                 parts.append(indent + "- ")
             kind = type(item)
             if kind is dict or kind is list:
-                mark = self.mark(item)
-                if mark[:1] == "*":
-                    parts.append(mark + "\n")
+                met = id(item)
+                if met in first:
+                    parts.append(f"*{self.alias(met)}\n")
                 elif not item:
-                    empty = "{}\n" if kind is dict else "[]\n"
-                    parts.append(f"{mark} {empty}" if mark else empty)
+                    empty = " {}\n" if kind is dict else " []\n"
+                    first[met] = (len(parts), "", empty)
+                    parts.append(empty[1:])
                 else:
-                    if mark:
-                        parts.append(mark + "\n" + deeper)
+                    first[met] = (len(parts), "", "\n" + deeper)  # the first key moves below an anchor
+                    parts.append("")
                     if kind is dict:
                         self.mapping(item, deeper, inline=True)
                     else:
@@ -287,17 +278,11 @@ class _Writer:
 
 
 def _direct(obj: Any) -> str:
-    try:
-        return _write(obj, None)
-    except _Shared:
-        return _write(obj, _anchors(obj))
-
-
-def _write(obj: Any, anchors: dict[int, str] | None) -> str:
-    writer = _Writer(anchors)
     kind = type(obj)
-    if not obj or (kind is not dict and kind is not list) or writer.mark(obj):
-        raise _Unsupported  # a scalar, an empty or a self-containing document
+    if not obj or (kind is not dict and kind is not list):
+        raise _Unsupported  # a scalar or an empty document
+    writer = _Writer()
+    writer.first[id(obj)] = (-1, "", "")
     if kind is dict:
         writer.mapping(obj, "")
     else:

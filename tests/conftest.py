@@ -6,11 +6,15 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from compiler.cli.main import main
 from tests.runtime import CREDIT, LOAN, Runtime, running, runtime_config
+
+if TYPE_CHECKING:
+    from tests.testenv.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "specs"
@@ -53,6 +57,30 @@ def loan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     """The bundled loan-risk-score runtime, one per test module that asks for it."""
     with running(runtime_config(*LOAN), tmp_path_factory.mktemp("loan")) as runtime:
         yield runtime
+
+
+@pytest.fixture(scope="session")
+def rollouts_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """One control plane per session with the Argo Rollouts CRDs (and the Prometheus Operator's):
+    tests that need it use their own namespaces. No controllers run on it."""
+    from tests.testenv import controlplane
+
+    with controlplane.running(tmp_path_factory.mktemp("rollouts-plane")) as plane:
+        controlplane.install_rollouts_crds(plane)
+        yield plane
+
+
+@pytest.fixture(scope="session")
+def rollouts_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane of its own with controllers: kube-controller-manager, kube-scheduler, kwok
+    (two fake nodes; pods turn Ready without containers) and the Argo Rollouts controller."""
+    from tests.testenv import cluster, controlplane
+
+    with (
+        controlplane.running(tmp_path_factory.mktemp("rollouts-cluster")) as plane,
+        cluster.controllers(plane),
+    ):
+        yield plane
 
 
 @pytest.fixture

@@ -9,69 +9,19 @@ import pytest
 
 from tests.conftest import CORPUS, Result
 
-# file -> (line, column, text the first error must contain)
-EXPECTED: dict[str, tuple[int, int, str]] = {
-    "availability-100.yaml": (18, 21, "less than 100"),
-    "availability-negative.yaml": (18, 21, "greater than 0"),
-    "billion-laughs.yaml": (1, 8, "billion laughs"),
-    "binary.yaml": (3, 1, "binary file"),
-    "comments-only.yaml": (1, 1, "file is empty"),
-    "duplicate-feature.yaml": (13, 7, "feature 'income' is listed twice"),
-    "duplicate-key.yaml": (10, 5, "duplicate key 'task' (first defined at line 9)"),
-    "duration-garbage.yaml": (19, 15, "expected a duration such as 250ms"),
-    "empty.yaml": (1, 1, "file is empty"),
-    "env-overlay-invalid.yaml": (21, 33, "replicas.min (9) is greater than replicas.max (6)"),
-    "env-undeclared.yaml": (
-        20,
-        5,
-        "environment 'prod' is not declared in modelops.yaml; did you mean 'production'?",
-    ),
-    "features-not-list.yaml": (12, 15, "spec.model.features: input should be a valid list (got 'income')"),
-    "framework-pytorch.yaml": (8, 16, "framework 'pytorch' is not supported"),
-    "gate-unknown.yaml": (18, 7, "did you mean 'accuracy'?"),
-    "gate-wrong-task.yaml": (18, 7, "gate 'r2' does not apply to a classification model"),
-    "label-invalid.yaml": (6, 12, "'bad key!' is not a Kubernetes label key"),
-    "latency-zero.yaml": (19, 28, "duration must be greater than zero"),
-    "latin1.yaml": (6, 49, "not valid UTF-8"),
-    "list-at-root.yaml": (1, 1, "expected a mapping with apiVersion, kind, metadata and spec"),
-    "missing-metadata.yaml": (1, 1, "missing required field 'metadata'"),
-    "missing-team.yaml": (4, 3, "metadata: missing required field 'team'"),
-    "misspelled-nested.yaml": (
-        18,
-        7,
-        "unknown field 'availabilty' in spec.monitoring.slo; did you mean 'availability'?",
-    ),
-    "multi-document.yaml": (20, 1, "more than one YAML document"),
-    "name-too-long.yaml": (4, 9, "at most 40 characters"),
-    "name-uppercase.yaml": (4, 9, "not a DNS-1123 label"),
-    "policy-min-replicas.yaml": (
-        15,
-        21,
-        "policy 'production-high-availability' (production): replicas.min is 1, needs at least 2",
-    ),
-    "psi-inverted.yaml": (20, 22, "drift psi warning (0.3) must be below critical (0.2)"),
-    "python-tag.yaml": (5, 9, "unsupported YAML tag"),
-    "quantity-garbage.yaml": (17, 26, "expected a Kubernetes quantity"),
-    "replicas-inverted.yaml": (15, 21, "replicas.min (5) is greater than replicas.max (4)"),
-    "replicas-string.yaml": (15, 21, "spec.serving.replicas.min: input should be a valid integer"),
-    "requests-over-limits.yaml": (18, 21, "cpu limit 500m is below its request 2"),
-    "scalar-at-root.yaml": (1, 1, "expected a mapping"),
-    "sha-invalid.yaml": (12, 13, "not a sha256 digest"),
-    "syntax-bad-indent.yaml": (9, 4, "YAML syntax error"),
-    "syntax-tab-indent.yaml": (4, 1, "tabs are not allowed for indentation"),
-    "syntax-unclosed-flow.yaml": (16, 13, "YAML syntax error"),
-    "syntax-unclosed-quote.yaml": (19, 1, "YAML syntax error"),
-    "task-invalid.yaml": (9, 11, "input should be 'classification' or 'regression' (got 'clustering')"),
-    "undefined-alias.yaml": (5, 9, "undefined alias"),
-    "unknown-field.yaml": (15, 5, "unknown field 'replicaz' in spec.serving; did you mean 'replicas'?"),
-    "unknown-top-field.yaml": (19, 1, "unknown field 'status' at the top level"),
-    "uri-absolute.yaml": (11, 10, "must be relative to the repository root"),
-    "uri-scheme.yaml": (11, 10, "unsupported URI scheme 'ftp'"),
-    "version-invalid.yaml": (10, 14, "expected a semantic version"),
-    "version-number.yaml": (10, 14, "YAML read the version 1.0 as a number"),
-    "wrong-api-version.yaml": (1, 13, "apiVersion: expected 'modelops.dev/v1alpha1', got 'modelops.dev/v1'"),
-    "wrong-kind.yaml": (2, 7, "kind: expected 'Model', got 'Modle'; did you mean 'Model'?"),
-}
+
+def _expectations() -> dict[str, tuple[int, int, str]]:
+    """file -> (line, column, text the first error must contain), from corpus/expected.tsv."""
+    rows = (CORPUS / "expected.tsv").read_text(encoding="utf-8").splitlines()
+    expected = {}
+    for row in rows:
+        if row and not row.startswith("#"):
+            name, line, column, text = row.split("\t")
+            expected[name] = (int(line), int(column), text)
+    return expected
+
+
+EXPECTED = _expectations()
 
 
 def test_corpus_is_complete() -> None:

@@ -83,8 +83,6 @@ def runtime(generated: Path, tmp_path: Path) -> Iterator[Runtime]:
 @contextlib.contextmanager
 def scraping(generated: Path, ports: list[int], tmp_path: Path) -> Iterator[Prometheus]:
     """A real Prometheus scraping the runtimes' metrics ports, with the model's rules."""
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus is installed by `make tools` (Debian package prometheus)"
     rules = generated / "/".join(MODEL) / "rules.yaml"
     config = {
         # `increase` extrapolates each pod's counters by up to a scrape interval past its last
@@ -100,30 +98,38 @@ def scraping(generated: Path, ports: list[int], tmp_path: Path) -> Iterator[Prom
             }
         ],
     }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = tmp_path / "prometheus.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    server = Prometheus(port, process, log)
+    server = launch(config, tmp_path)
     try:
         server.wait_for(
             f'count(up{{job="modelops"}} == 1) == {len(ports)}', "the runtimes are scraped", timeout=60
         )
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.process.terminate()
+        server.process.wait(timeout=30)
+
+
+def launch(config: dict[str, Any], workdir: Path, port: int | None = None) -> Prometheus:
+    """Start a real Prometheus on loopback (`port`, else a free one) with `config`; its
+    configuration file, data and log in `workdir`. The caller terminates its process."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is installed by `make tools` (Debian package prometheus)"
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = port or free_port()
+    log = workdir / "prometheus.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    return Prometheus(port, process, log)
 
 
 @pytest.fixture

@@ -94,11 +94,11 @@ def test_bundled_models_pass_their_gates(cli: Callable[..., Result], repo: Path)
         for line in result.out.splitlines()
         if line.startswith(("credit-default", "loan-risk-score"))
     ]
-    assert {(r[0], r[1], r[2]) for r in rows} >= {
-        ("credit-default", "production", "accuracy"),
-        ("credit-default", "staging", "roc_auc"),
-        ("loan-risk-score", "production", "mse"),
-        ("loan-risk-score", "staging", "r2"),
+    assert {(r[0], r[1], r[2], r[3]) for r in rows} >= {
+        ("credit-default", "1.4.0", "production", "accuracy"),
+        ("credit-default", "1.4.0", "staging", "roc_auc"),
+        ("loan-risk-score", "2.1.0", "production", "mse"),
+        ("loan-risk-score", "2.1.0", "staging", "r2"),
     }
     assert all(r[-1] == "pass" for r in rows)
     assert "2 model versions evaluated: 10 gates passed, 0 failed" in result.out
@@ -140,8 +140,8 @@ def test_a_bad_model_fails_its_gates_with_a_table(cli: Callable[..., Result], re
     result = cli("evaluate", repo / "specs", "--no-write")
     assert result.code == 1
     failing = [line.split() for line in result.out.splitlines() if line.endswith("FAIL")]
-    assert {(r[0], r[2]) for r in failing} >= {("credit-default", "accuracy"), ("credit-default", "roc_auc")}
-    measured = float(next(r for r in failing if r[2] == "roc_auc")[-2])
+    assert {(r[0], r[3]) for r in failing} >= {("credit-default", "accuracy"), ("credit-default", "roc_auc")}
+    measured = float(next(r for r in failing if r[3] == "roc_auc")[-2])
     assert measured < 0.85
     assert "failed" in result.out.splitlines()[-1]
 

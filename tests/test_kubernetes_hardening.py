@@ -7,7 +7,6 @@ the Kubernetes documentation (the AND and the OR of `from` entries).
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import os
@@ -23,6 +22,7 @@ import yaml
 
 from compiler import api
 from compiler.spec.types import Quantity
+from tests.apiserver import strict_dry_run
 from tests.conftest import SPECS, Result, spec_text
 from tests.testenv import build
 
@@ -607,21 +607,6 @@ def api_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield dynamic.DynamicClient(config.new_client_from_config(str(plane.kubeconfig)))
 
 
-def _dry_run_create(client: Any, obj: Obj) -> None:
-    """Create with dryRun=All and strict field validation: checked by the API server, stored nowhere."""
-    from kubernetes.client.exceptions import ApiException
-
-    namespace = obj["metadata"]["namespace"]
-    with contextlib.suppress(ApiException):  # 409: there already
-        client.resources.get(api_version="v1", kind="Namespace").create(
-            body={"metadata": {"name": namespace}}
-        )
-    resource = client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-    resource.create(
-        body=obj, namespace=namespace, dry_run="All", query_params=[("fieldValidation", "Strict")]
-    )
-
-
 @pytest.mark.cluster
 def test_the_api_server_accepts_the_policies_and_deployments(api_client: Any, project: Path) -> None:
     from kubernetes.dynamic.exceptions import DynamicApiError
@@ -639,7 +624,7 @@ def test_the_api_server_accepts_the_policies_and_deployments(api_client: Any, pr
     ]
     assert len(objects) == 6
     for obj in objects:
-        _dry_run_create(api_client, obj)
+        strict_dry_run(api_client, obj)
     # and the check is real: a misspelt field and an impossible port are refused
     policy = next(o for o in objects if o["kind"] == "NetworkPolicy")
     misspelt = yaml.safe_load(yaml.safe_dump(policy))
@@ -648,6 +633,6 @@ def test_the_api_server_accepts_the_policies_and_deployments(api_client: Any, pr
     no_port["spec"]["egress"][0]["ports"][0]["port"] = 0
     for broken, words in ((misspelt, "form"), (no_port, "port")):
         with pytest.raises(DynamicApiError) as refused:
-            _dry_run_create(api_client, broken)
+            strict_dry_run(api_client, broken)
         assert refused.value.status in (400, 422)
         assert words in str(refused.value.body)

@@ -198,9 +198,9 @@ def _refused(cli: Callable[..., Result], project: Path, key: str, value: str) ->
     return result.out, f"credit-default.yaml:{line}:{column}"
 
 
-@pytest.mark.parametrize(
-    ("dataset", "message"),
-    [
+# Per field (and where it sits in the spec): values that must be refused, and what the error says.
+REFUSED_PATHS = {
+    "spec.evaluation.dataset": (
         ("/etc/passwd", "must be a path relative to the repository root"),
         ("/proc/self/environ", "must be a path relative to the repository root"),
         ("../outside.csv", "must not leave the repository ('..')"),
@@ -211,32 +211,28 @@ def _refused(cli: Callable[..., Result], project: Path, key: str, value: str) ->
         ("C:/data/holdout.csv", "must be a path relative to the repository root"),
         (".git/config", "hidden file or directory"),
         ('"data/holdout\\0.csv"', "contains a control character"),
-    ],
-)
-def test_validate_refuses_datasets_outside_the_project(
-    cli: Callable[..., Result], project: Path, dataset: str, message: str
-) -> None:
-    out, at = _refused(cli, project, "dataset", dataset)
-    assert f"{at}: error: spec.evaluation.dataset:" in out
-    assert message in out
-
-
-@pytest.mark.parametrize(
-    ("uri", "message"),
-    [
+    ),
+    "spec.model.uri": (
         ("pvc://../../etc/passwd", "'..' is not a PersistentVolumeClaim name"),
         ("pvc:///etc/passwd", "'' is not a PersistentVolumeClaim name"),
         ("pvc://Models_Claim/model.skops", "'Models_Claim' is not a PersistentVolumeClaim name"),
         ("pvc://models", "names no file in the claim"),
         ("pvc://models/a/../../../etc/passwd", "must not leave the claim ('..')"),
         ('"models/model\\0.skops"', "contains a control character"),
-    ],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [(field, value, message) for field, cases in REFUSED_PATHS.items() for value, message in cases],
 )
-def test_validate_refuses_bad_pvc_uris(
-    cli: Callable[..., Result], project: Path, uri: str, message: str
+def test_validate_refuses_paths_outside_the_project(
+    cli: Callable[..., Result], project: Path, field: str, value: str, message: str
 ) -> None:
-    out, at = _refused(cli, project, "uri", uri)
-    assert f"{at}: error: spec.model.uri:" in out
+    """Holdout sets outside the repository and PersistentVolumeClaim URIs that escape the claim."""
+    out, at = _refused(cli, project, field.rsplit(".", 1)[1], value)
+    assert f"{at}: error: {field}:" in out
     assert message in out
 
 
@@ -255,28 +251,30 @@ def test_evaluate_never_reads_the_process_environment(project: Path) -> None:
     no_secret(result)
 
 
+def _evaluate_refused(cli: Callable[..., Result], project: Path) -> tuple[str, str]:
+    """What a refused `evaluate` printed (never the secret), and the place of the dataset field."""
+    result = cli("evaluate", project / "specs", "--no-write")
+    assert result.code == 1
+    no_secret(result)
+    return result.out, f"credit-default.yaml:{line_of(project / 'specs/credit-default.yaml', 'dataset')}:"
+
+
 def test_dataset_link_leaving_the_project_is_refused(cli: Callable[..., Result], project: Path) -> None:
     holdout = project / "data/credit-default/holdout.csv"
     holdout.unlink()
     holdout.symlink_to(outside(project.parent, "environ.csv", f"{SECRET}=1,x\n1,2\n"))
-    result = cli("evaluate", project / "specs", "--no-write")
-    assert result.code == 1
-    spec = project / "specs/credit-default.yaml"
-    assert f"credit-default.yaml:{line_of(spec, 'dataset')}:" in result.out
-    assert "is a symbolic link that leads outside the project" in result.out
-    no_secret(result)
+    out, at = _evaluate_refused(cli, project)
+    assert at in out
+    assert "is a symbolic link that leads outside the project" in out
 
 
 def test_missing_target_column_does_not_echo_the_header(cli: Callable[..., Result], project: Path) -> None:
     """The error names the column the spec asked for and counts the others; it points at the
     dataset field, not at the model's uri."""
     (project / "data/credit-default/holdout.csv").write_text(f"{SECRET},income\n1,2\n")
-    result = cli("evaluate", project / "specs", "--no-write")
-    assert result.code == 1
-    spec = project / "specs/credit-default.yaml"
-    assert f"credit-default.yaml:{line_of(spec, 'dataset')}:14: error: credit-default:" in result.out
-    assert "no column 'default' (the evaluation target) among its 2 columns" in result.out
-    no_secret(result)
+    out, at = _evaluate_refused(cli, project)
+    assert f"{at}14: error: credit-default:" in out
+    assert "no column 'default' (the evaluation target) among its 2 columns" in out
 
 
 def test_dataset_fifo_does_not_hang_evaluate(project: Path) -> None:

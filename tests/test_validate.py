@@ -244,7 +244,13 @@ MARKER_KEYS = {
         spec_text().replace("accuracy: {min: 0.8}", "'[key]': {min: 0.8}"),
         18,
         7,
-        "spec.evaluation.gates: key '[key]': input should be 'accuracy'",
+        "unknown field '[key]' in spec.evaluation.gates",
+    ),
+    "relative-gates": (
+        spec_text().replace("accuracy: {min: 0.8}", "relative: {'[key]': {maxDrop: 0.01}}"),
+        18,
+        18,
+        "spec.evaluation.gates.relative: key '[key]': input should be 'accuracy'",
     ),
 }
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.bundle.bundle import Bundle, Sink
+from compiler.bundle.bundle import Files
 from compiler.resolve.resolved import ResolvedModel
 from compiler.serialize import to_json, to_yaml
 from compiler.spec.project import Project
@@ -27,6 +27,8 @@ from compiler.targets.grafana.dashboards import model_dashboard, overview_dashbo
 from compiler.targets.grafana.objects import dashboard_config_map, overview_config_map
 from compiler.targets.kubernetes import namespace_object, render_model
 from compiler.targets.links import model_dashboard_uid, overview_dashboard_uid
+from compiler.targets.prometheus.analysis import analysis_template
+from compiler.targets.prometheus.analysis_tests import analysis_tests
 from compiler.targets.prometheus.objects import prometheus_rule
 from compiler.targets.prometheus.rules import alerts_of, rule_file, rule_groups
 from compiler.targets.prometheus.unittests import unit_tests
@@ -78,23 +80,39 @@ def model_documents(job: Job) -> list[ModelDocument]:
     docs: list[ModelDocument] = [(r.filename, r.body, True) for r in render_model(model, stamp)]
     groups = rule_groups(model, model.alerting)
     dashboard = model_dashboard(model, list(environments))
+    dashboard_json = to_json(dashboard)  # once: dashboard.json, and the text its ConfigMap holds
     uid = model_dashboard_uid(model.environment, model.name)
     docs += [
         ("model-card.md", {"markdown": model_card(model, alerts_of(groups))}, False),
         ("prometheusrule.yaml", prometheus_rule(model, groups, stamp), True),
         ("rules.yaml", rule_file(groups), False),
         ("rules.test.yaml", unit_tests(model, groups), False),
-        ("dashboard.json", dashboard, False),
+        ("dashboard.json", Serialised(dashboard, dashboard_json), False),
         (
             "dashboard-configmap.yaml",
-            dashboard_config_map(model, to_json(dashboard).decode(), uid, stamp),
+            dashboard_config_map(model, dashboard_json.decode(), uid, stamp),
             True,
         ),
     ]
+    if (template := analysis_template(model, stamp)) is not None:  # a canary's AnalysisTemplate
+        docs += [
+            ("analysistemplate.yaml", template, True),
+            ("analysis.test.yaml", analysis_tests(model), False),
+        ]
     return docs
 
 
+class Serialised(dict[str, Any]):
+    """A document whose bytes were made while rendering (the dashboard: its ConfigMap holds its
+    JSON): model_files writes those rather than serialise it again."""
+
+    def __init__(self, document: dict[str, Any], content: bytes) -> None:
+        super().__init__(document)
+        self.content = content
+
+
 def serialise(filename: str, document: dict[str, Any]) -> bytes:
+    """A document's bytes, made from the document (never the ones a Serialised carries)."""
     if filename.endswith(".md"):
         text: str = document["markdown"]
         return text.encode()
@@ -102,11 +120,27 @@ def serialise(filename: str, document: dict[str, Any]) -> bytes:
 
 
 def model_files(job: Job) -> list[ModelFile]:
-    """One model's files, serialised (what compile's worker processes run)."""
-    return [(name, serialise(name, doc), is_object) for name, doc, is_object in model_documents(job)]
+    """One model's files, serialised."""
+    return [
+        (name, doc.content if isinstance(doc, Serialised) else serialise(name, doc), is_object)
+        for name, doc, is_object in model_documents(job)
+    ]
 
 
-NOT_OBJECTS = frozenset({"model-card.md", "rules.yaml", "rules.test.yaml", "dashboard.json"})
+def directory_files(job: Job) -> list[ModelFile]:
+    """Every file of one model's directory, its kustomization included (what compile's worker
+    processes run)."""
+    files = model_files(job)
+    names = {name for name, _, _ in files}
+    if len(names) != len(files) or KUSTOMIZATION in names:
+        raise ValueError(f"two outputs want the same file name in {model_directory(job[0])}")
+    objects = [name for name, _, is_an_object in files if is_an_object]
+    return [*files, (KUSTOMIZATION, _kustomization(objects), False)]
+
+
+NOT_OBJECTS = frozenset(
+    {"model-card.md", "rules.yaml", "rules.test.yaml", "analysis.test.yaml", "dashboard.json"}
+)
 
 
 def is_object(filename: str) -> bool:
@@ -133,31 +167,31 @@ class KeptModel:
         return (self.environment, self.namespace, self.name)
 
 
+ModelKey = tuple[str, str, str]  # (environment, namespace, model)
+
+
 def build_bundle(
-    rendered: Iterable[tuple[ResolvedModel, list[ModelFile]]],
+    rendered: Iterable[tuple[ModelKey, list[str]]],
     project: Project,
     environments: list[str],
-    kept: Sequence[KeptModel] = (),
-    bundle: Sink | None = None,
-) -> Sink:
-    """Every output file for the chosen environments (the same bytes on every run), except the
-    files of `kept` model directories, which stay as they are on disk. `rendered` are the
-    models' files (model_files), in the order of their keys; each file goes to `bundle` as it
-    comes, so a sink that writes it out holds one model at a time."""
-    bundle = Bundle() if bundle is None else bundle
+    kept: Sequence[KeptModel],
+    bundle: Files,
+) -> None:
+    """The environments' files for the chosen environments (the same bytes on every run), each
+    to `bundle`: kustomizations, namespaces, overviews, Argo CD and Flux. `rendered` are the
+    models rendered (their directories' files already went their way: directory_files), each
+    with the names of its object files, in the order of their keys; `kept` model directories
+    stay as they are on disk. One model at a time is held."""
     names = tuple((env.name, env.namespace) for env in project.environments)
-    object_files: dict[tuple[str, str, str], list[str]] = {
-        k.key: [f for f in k.filenames if is_object(f)] for k in kept if k.environment in environments
+    object_files: dict[ModelKey, tuple[str, ...]] = {
+        k.key: _interned(f for f in k.filenames if is_object(f))
+        for k in kept
+        if k.environment in environments
     }
-    for model, files in rendered:
-        directory = model_directory(model)
-        for filename, content, _ in files:
-            bundle.add(f"{directory}/{filename}", content)
-        objects = [filename for filename, _, is_an_object in files if is_an_object]
-        bundle.add(f"{directory}/{KUSTOMIZATION}", _kustomization(objects))
-        if model.key in object_files:
-            raise ValueError(f"model {directory} is both rendered and kept")
-        object_files[model.key] = objects
+    for key, objects in rendered:
+        if key in object_files:
+            raise ValueError(f"model {'/'.join(key)} is both rendered and kept")
+        object_files[key] = _interned(objects)
     for environment in environments:
         env_files = [
             f"{namespace}/{name}/{filename}"
@@ -183,11 +217,22 @@ def build_bundle(
         bundle.add(
             f"flux/kustomization-{environment}.yaml", to_yaml(flux_kustomization(project, environment))
         )
-    return bundle
+
+
+_seen_names: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _interned(names: Iterable[str]) -> tuple[str, ...]:
+    """One shared tuple per list of file names: most models have the same, so thousands of
+    models hold one copy."""
+    listed = tuple(names)
+    if len(_seen_names) > 1000:
+        _seen_names.clear()
+    return _seen_names.setdefault(listed, listed)
 
 
 def _overview(
-    bundle: Sink,
+    bundle: Files,
     environment: str,
     namespace: str,
     model_count: int,

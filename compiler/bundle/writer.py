@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compiler.bundle.bundle import Placed
 from compiler.bundle.layout import MANIFEST
 from compiler.errors import OutputError
 
@@ -40,6 +42,7 @@ TXN = ".modelops-txn"  # the staging area, inside the output directory
 JOURNAL = "journal.json"
 STAGED = "files"
 MAX_DEPTH = 16  # modelops writes 4 levels (env/namespace/model/file); deeper is not its tree
+_STAGED_NAME = re.compile(r"[0-9a-f]{1,64}")  # a staged file: the digest of its path (a number, before)
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block
@@ -437,8 +440,9 @@ def _check_targets(
 
 class Staging:
     """The files of one update, written into the staging area as they come (only those whose
-    bytes differ from `existing`, the files modelops wrote: path -> sha256), so that memory
-    holds one file at a time. `commit` then makes them the tree's, all or nothing; until its
+    bytes differ from `existing`, the files modelops wrote: path -> sha256) by the process that
+    rendered them, a worker (`put`, then `took` here) or this one (`add`), so that memory holds
+    one file at a time. `commit` then makes them the tree's, all or nothing; until its
     journal is written the tree is untouched, and leaving the `with` block before that discards
     the stage."""
 
@@ -446,7 +450,7 @@ class Staging:
         self.out = out
         self.existing = existing
         self.listing: dict[str, str] = {}  # every file added: path -> sha256
-        self.staged: dict[str, str] = {}  # path -> its number in the staging area
+        self.staged: dict[str, str] = {}  # path -> its name in the staging area
         self._fds: list[int] | None = None  # the output, the staging area, its files
         self._stack = contextlib.ExitStack()
 
@@ -460,15 +464,34 @@ class Staging:
                 shutil.rmtree(TXN, dir_fd=self.out.fd)
 
     def add(self, path: str, content: bytes) -> None:
+        """One file, staged by this process."""
         if path in self.listing:
             raise ValueError(f"two outputs want the same path {path!r}")
-        _inside(self.out.path, path)
         sha = digest(content)
+        self.took(path, sha, self.put(path, content, sha))
+
+    def fds(self) -> list[int]:
+        """Open the staging area now, before workers are forked: they stage into it."""
+        return [self._open()[2]]
+
+    def put(self, path: str, content: bytes, sha: str) -> Placed:
+        """Stage the file unless the tree has these bytes already; its name there, or None. May
+        run in a forked worker: it changes nothing but the staging area (names are the path's
+        digest, so processes never pick the same one)."""
+        _inside(self.out.path, path)
+        if self.existing.get(path) == sha:
+            return None
+        name = digest(path.encode())
+        _create(self._open()[2], name, content)
+        return name
+
+    def took(self, path: str, sha: str, placed: Placed) -> None:
+        """Record a file that `put` handled, in the compile's process."""
+        if path in self.listing:
+            raise ValueError(f"two outputs want the same path {path!r}")
         self.listing[path] = sha
-        if self.existing.get(path) != sha:
-            number = str(len(self.staged))
-            _create(self._open()[2], number, content)
-            self.staged[path] = number
+        if isinstance(placed, str):
+            self.staged[path] = placed
 
     def _open(self) -> list[int]:
         if self._fds is None:
@@ -593,29 +616,29 @@ def _read_journal(txn_fd: int, txn: Path) -> tuple[list[tuple[str, str]], list[s
         raise OutputError(f"the journal of an interrupted compile is damaged: {err}") from err
     try:
         journal = json.loads(raw)
-        writes = [(str(relative), str(number)) for relative, number in journal["writes"]]
+        writes = [(str(relative), str(staged_name)) for relative, staged_name in journal["writes"]]
         removes = [str(relative) for relative in journal["removes"]]
     except (ValueError, KeyError, TypeError) as err:
         raise OutputError(
             f"the journal of an interrupted compile, {txn / JOURNAL}, is damaged ({err}); remove "
             f"{txn} and run `modelops compile --full`"
         ) from err
-    if any(not number.isdigit() for _, number in writes):
+    if any(_STAGED_NAME.fullmatch(staged_name) is None for _, staged_name in writes):
         raise OutputError(f"the journal of an interrupted compile, {txn / JOURNAL}, is damaged")
     return writes, removes
 
 
 def _replay(out: Output, txn_fd: int, txn: Path, writes: list[tuple[str, str]], removes: list[str]) -> None:
-    numbers = {_inside(out.path, relative): number for relative, number in writes}
+    names_staged = {_inside(out.path, relative): staged_name for relative, staged_name in writes}
     staged = _open_dir(txn_fd, STAGED, txn, STAGED)
     try:
-        order = sorted(numbers, key=lambda path: (path == MANIFEST, path)) if staged is not None else []
+        order = sorted(names_staged, key=lambda path: (path == MANIFEST, path)) if staged is not None else []
         for directory, names in _by_directory(order):  # the manifest last, as staged
             with _directories(out.fd, out.path, directory, create=True) as fds:
                 assert fds is not None and staged is not None
                 for name in names:
                     relative = f"{directory}/{name}" if directory else name
-                    _place(out, staged, numbers[relative], fds[-1], name, relative)
+                    _place(out, staged, names_staged[relative], fds[-1], name, relative)
         for directory, names in _by_directory(_inside(out.path, r) for r in removes):
             with _directories(out.fd, out.path, directory, create=False) as fds:
                 if fds is None:
@@ -633,29 +656,29 @@ def _replay(out: Output, txn_fd: int, txn: Path, writes: list[tuple[str, str]], 
             os.close(staged)
 
 
-def _place(out: Output, staged: int, number: str, dir_fd: int, name: str, relative: str) -> None:
+def _place(out: Output, staged: int, staged_name: str, dir_fd: int, name: str, relative: str) -> None:
     """Move one staged file into place (a copy, then a rename, when it is on another device)."""
-    source = _lstat(staged, number)
+    source = _lstat(staged, staged_name)
     if source is None:
         return  # renamed into place before the interruption
     if not stat.S_ISREG(source):
         raise OutputError(
-            f"the staged file {number} of an interrupted compile is {_kind(source)}; refusing it"
+            f"the staged file {staged_name} of an interrupted compile is {_kind(source)}; refusing it"
         )
     target = _lstat(dir_fd, name)
     if target is not None and not stat.S_ISREG(target):
         raise _refusal(out.path, relative, target)
     try:
-        os.rename(number, name, src_dir_fd=staged, dst_dir_fd=dir_fd)
+        os.rename(staged_name, name, src_dir_fd=staged, dst_dir_fd=dir_fd)
     except OSError as err:
         if err.errno != errno.EXDEV:
             raise
         temporary = f".{name}.modelops-copy"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary, dir_fd=dir_fd)
-        _create(dir_fd, temporary, _read_file(staged, number, out.path, number))
+        _create(dir_fd, temporary, _read_file(staged, staged_name, out.path, staged_name))
         os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        os.unlink(number, dir_fd=staged)
+        os.unlink(staged_name, dir_fd=staged)
 
 
 def _remove_empty(fds: list[int], directory: str) -> None:

@@ -17,7 +17,9 @@ FOREIGN_SHOWN = 10  # foreign files named one by one in text output; the rest ar
 
 
 def run_compile(args: argparse.Namespace) -> int:
-    mode = Mode.CHECK if args.check else Mode.FULL if args.full else Mode.UPDATE
+    modes = {(False, False): Mode.UPDATE, (False, True): Mode.FULL, (True, False): Mode.CHECK}
+    mode = modes.get((args.check, args.full), Mode.VERIFY)  # --check --full: render every model
+    checking = mode in (Mode.CHECK, Mode.VERIFY)
     options = Options(args.paths, args.project, args.environments, args.ref, args.stamp, args.out, args.jobs)
     fmt: str = args.format
     try:
@@ -27,19 +29,19 @@ def run_compile(args: argparse.Namespace) -> int:
             progress.clear()
             if fmt == "text":
                 print_diagnostics(project.diagnostics, "text")  # warnings only, if any
-            progress.show("rendering and writing" if mode is not Mode.CHECK else "rendering and comparing")
+            progress.show("rendering and comparing" if checking else "rendering and writing")
             written = write(project, mode, warn=None if fmt == "json" else print)
     except CheckFailed as failed:
         print_diagnostics(failed.diagnostics, fmt)
         print(failed, file=sys.stderr)
         return EXIT_FAILED
-    _report(written, fmt, check=mode is Mode.CHECK, warnings=project.diagnostics)
-    if fmt == "text" and mode is not Mode.CHECK:
+    _report(written, fmt, check=checking, warnings=project.diagnostics)
+    if fmt == "text" and not checking:
         inputs = project.inputs
         checked = f"checked {inputs.checked} spec file{'s' if inputs.checked != 1 else ''}"
         cached = f", {inputs.cached} unchanged from the cache" if inputs.cached else ""
         print(f"rendered {written.rendered}, reused {written.reused} unchanged ({checked}{cached})")
-    return EXIT_STALE if mode is Mode.CHECK and written.stale else EXIT_OK
+    return EXIT_STALE if checking and written.stale else EXIT_OK
 
 
 def _report(written: Written, fmt: str, *, check: bool, warnings: list[Diagnostic]) -> None:

@@ -5,39 +5,32 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from compiler.cli.command import Command
 from compiler.scaffold import DEFAULT_TEAM, TASKS
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `init` and `new` on the CLI's subcommand parser."""
-    init = commands.add_parser(
-        "init",
-        help="start a modelops project in DIR (specs, an example model, workflows, hooks)",
-        description="Write specs/modelops.yaml (gitops settings from the `origin` remote when there "
-        "is one), an example spec with a small model trained here and its holdout set, .gitignore "
-        "entries, GitHub workflows and a pre-commit configuration. Existing files are left alone: "
-        "the command stops (exit 2) unless --force.",
-    )
-    init.add_argument("directory", nargs="?", type=Path, default=Path(), metavar="DIR")
-    init.add_argument("--force", action="store_true", help="overwrite files that already exist")
-    init.add_argument("--minimal", action="store_true", help="write only specs/modelops.yaml")
-    init.set_defaults(handler=run_init)
+def _init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", nargs="?", type=Path, default=Path(), metavar="DIR")
+    parser.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    parser.add_argument("--minimal", action="store_true", help="write only specs/modelops.yaml")
 
-    new = commands.add_parser(
-        "new",
-        help="add a spec skeleton for MODEL, every field listed, valid as written",
-        description="Write SPECS/MODEL.yaml: the required fields filled, every optional one "
-        "commented with its meaning. Put the artifact and holdout where it says, then evaluate.",
-    )
-    new.add_argument("model", metavar="MODEL", help="model name (DNS-1123 label, at most 40 characters)")
-    new.add_argument("--task", choices=TASKS, required=True)
-    new.add_argument("--team", default=DEFAULT_TEAM, help=f"owning team (default {DEFAULT_TEAM})")
-    new.add_argument("--specs", default="specs", metavar="DIR", help="specs directory (default specs/)")
-    new.add_argument("--force", action="store_true", help="overwrite the spec if it exists")
-    new.set_defaults(handler=run_new)
+
+def _new_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="model name (DNS-1123 label, at most 40 characters)")
+    parser.add_argument("--task", choices=TASKS, required=True)
+    parser.add_argument("--team", default=DEFAULT_TEAM, help=f"owning team (default {DEFAULT_TEAM})")
+    parser.add_argument("--specs", default="specs", metavar="DIR", help="specs directory (default specs/)")
+    parser.add_argument("--force", action="store_true", help="overwrite the spec if it exists")
 
 
 def run_init(args: argparse.Namespace) -> int:
+    """start a modelops project in DIR (specs, an example model, workflows, hooks)
+
+    Write specs/modelops.yaml (gitops settings from the `origin` remote when there is one), an
+    example spec with a small model trained here and its holdout set, .gitignore entries, GitHub
+    workflows and a pre-commit configuration. Existing files are left alone: the command stops
+    (exit 2) unless --force.
+    """
     from compiler.scaffold.files import write_files
     from compiler.scaffold.project import init_files
 
@@ -54,6 +47,11 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_new(args: argparse.Namespace) -> int:
+    """add a spec skeleton for MODEL, every field listed, valid as written
+
+    Write SPECS/MODEL.yaml: the required fields filled, every optional one commented with its
+    meaning. Put the artifact and holdout where it says, then evaluate.
+    """
     from compiler.scaffold.files import write_files
     from compiler.scaffold.project import new_model_files
 
@@ -61,3 +59,6 @@ def run_new(args: argparse.Namespace) -> int:
     for name in write_files(Path(), files, force=args.force):
         print(f"wrote {name}")
     return 0
+
+
+SCAFFOLD_COMMANDS = (Command("init", _init_arguments, run_init), Command("new", _new_arguments, run_new))

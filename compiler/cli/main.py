@@ -7,10 +7,12 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from compiler import __version__
+from compiler.cli.command import Command, Handler, register
+from compiler.cli.init_command import SCAFFOLD_COMMANDS
 from compiler.cli.report import FORMATS
 from compiler.errors import ModelopsError, UsageError
 
@@ -18,8 +20,6 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def _add_paths(parser: argparse.ArgumentParser) -> None:
@@ -93,57 +93,51 @@ def build_parser() -> argparse.ArgumentParser:
         "unreadable input, 3 internal error.",
     )
     parser.add_argument("--version", action="version", version=f"modelops {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands.required = True
+    register(subcommands, COMMANDS)
+    return parser
 
-    validate = commands.add_parser(
-        "validate",
-        help="check specs and the project file",
-        description="Check every spec for every environment: types, semantics and policies.",
-    )
-    _add_input_arguments(validate)
-    _add_format(validate)
-    validate.add_argument(
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_input_arguments(parser)
+    _add_format(parser)
+    parser.add_argument(
         "--strict", action="store_true", help="treat warnings as errors (exit 1 on any warning)"
     )
-    validate.set_defaults(handler=_run_validate)
 
-    compile_ = commands.add_parser(
-        "compile",
-        help="render every spec for every environment into generated/",
-        description="Render Kubernetes manifests for every spec and environment into a "
-        "deterministic tree, written as one transaction (only the files that change).",
-    )
-    _add_input_arguments(compile_)
-    _add_format(compile_)
-    compile_.add_argument(
+
+def _compile_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_input_arguments(parser)
+    _add_format(parser)
+    parser.add_argument(
         "--out",
         type=Path,
         metavar="DIR",
         help="output directory; default: generated/ beside the specs directory",
     )
-    compile_.add_argument(
+    parser.add_argument(
         "--check",
         action="store_true",
         help="write nothing; list files that would be added, changed or removed; exit 1 if stale",
     )
-    compile_.add_argument(
+    parser.add_argument(
         "--ref",
         metavar="REF",
         help="compile the specs as they are at this commit, branch or tag (read from Git, no checkout)",
     )
-    compile_.add_argument(
+    parser.add_argument(
         "--full",
         action="store_true",
         help="render every model again (default: reuse the files of models whose inputs are unchanged)",
     )
-    compile_.add_argument(
+    parser.add_argument(
         "--jobs",
         type=_positive_int,
         metavar="N",
         help="worker processes that render (default: the CPUs this process may use)",
     )
-    stamp = compile_.add_mutually_exclusive_group()
+    stamp = parser.add_mutually_exclusive_group()
     stamp.add_argument(
         "--stamp",
         dest="stamp",
@@ -154,132 +148,92 @@ def build_parser() -> argparse.ArgumentParser:
     stamp.add_argument(
         "--no-stamp", dest="stamp", action="store_false", help="leave the Git commit annotation out"
     )
-    compile_.set_defaults(handler=_run_compile)
 
-    diff = commands.add_parser(
-        "diff",
-        help="what compiling another version of the specs changes (per model, per file)",
-        description="Compile the specs at --base and at --head (default: the working tree), compare "
-        "the output file by file and object by object, and summarise per model and environment. "
-        "Exit codes: 0 no change, 1 changes, 2 error, 4 unaccepted breaking changes with "
-        "--fail-on-breaking.",
-    )
-    _add_input_arguments(diff)
-    diff.add_argument(
+
+def _diff_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_input_arguments(parser)
+    parser.add_argument(
         "--base",
         metavar="REF",
         help="compare with the specs at this Git ref (without it: with the live cluster)",
     )
-    diff.add_argument("--head", metavar="REF", help="the other side (default: the working tree)")
-    diff.add_argument("--format", choices=("text", "json", "markdown"), default="text")
-    _add_cluster_arguments(diff)
-    diff.add_argument(
+    parser.add_argument("--head", metavar="REF", help="the other side (default: the working tree)")
+    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    _add_cluster_arguments(parser)
+    parser.add_argument(
         "--fail-on-breaking",
         action="store_true",
         help="exit 4 on breaking changes unless accepted (--allow-breaking, or a commit trailer "
         "'Modelops-Allow-Breaking: yes' between base and head)",
     )
-    diff.add_argument(
+    parser.add_argument(
         "--allow-breaking", action="store_true", help="accept breaking changes (e.g. a PR label)"
     )
-    diff.set_defaults(handler=_run_diff)
 
-    history = commands.add_parser(
-        "history",
-        help="each version a model had, from the Git log of its spec",
-        description="List each version MODEL had: when, in which commit, by whom, and its "
-        "gate results where an evaluation record was committed with it.",
-    )
-    history.add_argument("model", metavar="MODEL")
-    _add_paths(history)
-    history.add_argument("--project", type=Path, metavar="FILE")
-    history.add_argument("--format", choices=("text", "json"), default="text")
-    history.set_defaults(handler=_run_history)
 
-    apply = commands.add_parser(
-        "apply",
-        help="server-side apply the compiled output to the cluster, with inventory and prune",
-        description="Compile the specs, then server-side apply (field manager modelops) every object "
-        "whose dry run shows a change, in stages; record ownership in an ApplySet per namespace; "
-        "optionally prune what the output no longer has and wait for rollouts.",
-    )
-    _add_input_arguments(apply)
-    _add_cluster_arguments(apply)
-    apply.add_argument("--prune", action="store_true", help="delete owned objects the output no longer has")
-    apply.add_argument(
+def _history_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL")
+    _add_paths(parser)
+    parser.add_argument("--project", type=Path, metavar="FILE")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _apply_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_input_arguments(parser)
+    _add_cluster_arguments(parser)
+    parser.add_argument("--prune", action="store_true", help="delete owned objects the output no longer has")
+    parser.add_argument(
         "--prune-max-share",
         type=float,
         default=0.5,
         metavar="SHARE",
         help="refuse to prune more than this share of the owned objects (default 0.5)",
     )
-    apply.add_argument("--prune-allow-mass-delete", action="store_true", help="lift the prune share guard")
-    apply.add_argument("--dry-run", action="store_true", help="show what would be applied and pruned")
-    apply.add_argument("--wait", action="store_true", help="wait until Deployments have rolled out")
-    apply.add_argument(
+    parser.add_argument("--prune-allow-mass-delete", action="store_true", help="lift the prune share guard")
+    parser.add_argument("--dry-run", action="store_true", help="show what would be applied and pruned")
+    parser.add_argument("--wait", action="store_true", help="wait until workloads have rolled out")
+    parser.add_argument(
         "--timeout", type=float, default=300, metavar="SECONDS", help="for --wait (default 300)"
     )
-    apply.add_argument("--force-conflicts", action="store_true", help="take over fields another manager owns")
-    apply.add_argument(
+    parser.add_argument(
+        "--force-conflicts", action="store_true", help="take over fields another manager owns"
+    )
+    parser.add_argument(
         "--force", action="store_true", help="delete and recreate objects whose immutable fields changed"
     )
-    apply.add_argument("--format", choices=("text", "json"), default="text")
-    apply.set_defaults(handler=_run_apply)
+    parser.add_argument("--format", choices=("text", "json"), default="text")
 
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="score models on their holdout sets and check their gates",
-        description="Load each artifact (skops only, trusted types only), verify its sha256 pin, "
-        "score the holdout set, compare every gate, and record the metrics and the drift "
-        "baseline in evaluations/<model>/<version>.json for compile and the runtime.",
-    )
-    _add_input_arguments(evaluate)
-    _add_format(evaluate)
-    evaluate.add_argument("--no-write", action="store_true", help="do not write evaluation records")
-    evaluate.set_defaults(handler=_run_evaluate)
 
-    serve = commands.add_parser(
-        "serve",
-        help="serve a model over the Open Inference Protocol v2, with Prometheus metrics",
-        description="Run the model runtime that the builtin Deployment runs. FILE is the "
-        "runtime configuration the compiled ConfigMap carries; a relative model uri resolves "
-        "against the working directory.",
-    )
-    serve.add_argument("--config", type=Path, required=True, metavar="FILE", help="runtime configuration")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="API port (default: server.port of the config)")
-    serve.add_argument("--metrics-port", type=int, help="/metrics port (default: server.metricsPort)")
-    serve.set_defaults(handler=_run_serve)
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_input_arguments(parser)
+    _add_format(parser)
+    parser.add_argument("--no-write", action="store_true", help="do not write evaluation records")
 
-    schema = commands.add_parser(
-        "schema",
-        help="print the JSON Schema of the spec (for editors)",
-        description="Print the JSON Schema of a Model spec or of the project file. Point a "
-        "spec at it with '# yaml-language-server: $schema=PATH'.",
-    )
-    schema.add_argument("--kind", choices=("Model", "Project"), default="Model")
-    schema.set_defaults(handler=_run_schema)
 
-    from compiler.cli.init_command import add_commands as add_init_commands
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, metavar="FILE", help="runtime configuration")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="API port (default: server.port of the config)")
+    parser.add_argument("--metrics-port", type=int, help="/metrics port (default: server.metricsPort)")
 
-    add_init_commands(commands)
 
-    version = commands.add_parser("version", help="print the version")
-    version.add_argument("--format", choices=("text", "json"), default="text")
-    version.set_defaults(handler=_run_version)
+def _schema_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kind", choices=("Model", "Project"), default="Model")
 
-    completion = commands.add_parser(
-        "completion",
-        help="print a shell completion script (bash or zsh)",
-        description="Print a completion script built from modelops's own argument parser. "
-        "bash: 'source <(modelops completion bash)'; zsh: write it as _modelops into a $fpath directory.",
-    )
-    completion.add_argument("shell", choices=("bash", "zsh"))
-    completion.set_defaults(handler=_run_completion)
-    return parser
+
+def _version_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _completion_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shell", choices=("bash", "zsh"))
 
 
 def _run_validate(args: argparse.Namespace) -> int:
+    """check specs and the project file
+
+    Check every spec for every environment: types, semantics and policies.
+    """
     from compiler.cli.report import print_diagnostics
     from compiler.pipeline import check
 
@@ -305,12 +259,23 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _run_compile(args: argparse.Namespace) -> int:
+    """render every spec for every environment into generated/
+
+    Render Kubernetes manifests for every spec and environment into a deterministic tree,
+    written as one transaction (only the files that change).
+    """
     from compiler.cli.compile_command import run_compile
 
     return run_compile(args)
 
 
 def _run_diff(args: argparse.Namespace) -> int:
+    """what compiling another version of the specs changes (per model, per file)
+
+    Compile the specs at --base and at --head (default: the working tree), compare the output
+    file by file and object by object, and summarise per model and environment. Exit codes: 0 no
+    change, 1 changes, 2 error, 4 unaccepted breaking changes with --fail-on-breaking.
+    """
     if args.base is None and args.head is None:
         if args.format == "markdown":
             raise UsageError("--format markdown is for diff --base (the pull-request comment)")
@@ -323,12 +288,23 @@ def _run_diff(args: argparse.Namespace) -> int:
 
 
 def _run_apply(args: argparse.Namespace) -> int:
-    from compiler.cli.reconcile_command import run_apply
+    """server-side apply the compiled output to the cluster, with inventory and prune
+
+    Compile the specs, then server-side apply (field manager modelops) every object whose dry
+    run shows a change, in stages; record ownership in an ApplySet per namespace; optionally
+    prune what the output no longer has and wait for rollouts.
+    """
+    from compiler.cli.apply_command import run_apply
 
     return run_apply(args)
 
 
 def _run_history(args: argparse.Namespace) -> int:
+    """each version a model had, from the Git log of its spec
+
+    List each version MODEL had: when, in which commit, by whom, and its gate results where an
+    evaluation record was committed with it.
+    """
     from compiler.gitops.history import history, render
 
     sys.stdout.write(render(history(args.model, args.paths, args.project), args.format))
@@ -336,18 +312,34 @@ def _run_history(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    """score models on their holdout sets and check their gates
+
+    Load each artifact (skops only, trusted types only), verify its sha256 pin, score the
+    holdout set, compare every gate, and record the metrics and the drift baseline in
+    evaluations/<model>/<version>.json for compile and the runtime.
+    """
     from compiler.cli.evaluate_command import run_evaluate
 
     return run_evaluate(args)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    """serve a model over the Open Inference Protocol v2, with Prometheus metrics
+
+    Run the model runtime that the builtin Deployment runs. FILE is the runtime configuration
+    the compiled ConfigMap carries; a relative model uri resolves against the working directory.
+    """
     from compiler.serving.server import serve
 
     return serve(args.config, args.host, args.port, args.metrics_port)
 
 
 def _run_schema(args: argparse.Namespace) -> int:
+    """print the JSON Schema of the spec (for editors)
+
+    Print the JSON Schema of a Model spec or of the project file. Point a spec at it with
+    '# yaml-language-server: $schema=PATH'.
+    """
     from compiler.spec.schema import schema_json
 
     sys.stdout.write(schema_json(args.kind))
@@ -355,6 +347,7 @@ def _run_schema(args: argparse.Namespace) -> int:
 
 
 def _run_version(args: argparse.Namespace) -> int:
+    """print the version"""
     if args.format == "json":
         print(json.dumps({"version": __version__}))
     else:
@@ -363,11 +356,30 @@ def _run_version(args: argparse.Namespace) -> int:
 
 
 def _run_completion(args: argparse.Namespace) -> int:
+    """print a shell completion script (bash or zsh)
+
+    Print a completion script built from modelops's own argument parser. bash: 'source
+    <(modelops completion bash)'; zsh: write it as _modelops into a $fpath directory.
+    """
     from compiler.cli.completion import script
 
     sys.stdout.write(script(build_parser(), args.shell))
     return EXIT_OK
 
+
+COMMANDS = (
+    Command("validate", _validate_arguments, _run_validate),
+    Command("compile", _compile_arguments, _run_compile),
+    Command("diff", _diff_arguments, _run_diff),
+    Command("history", _history_arguments, _run_history),
+    Command("apply", _apply_arguments, _run_apply),
+    Command("evaluate", _evaluate_arguments, _run_evaluate),
+    Command("serve", _serve_arguments, _run_serve),
+    Command("schema", _schema_arguments, _run_schema),
+    *SCAFFOLD_COMMANDS,
+    Command("version", _version_arguments, _run_version),
+    Command("completion", _completion_arguments, _run_completion),
+)
 
 # A batch command allocates a few hundred thousand objects and exits: collecting garbage
 # every 700 allocations took a tenth of an incremental compile. (mypy does the same.)

@@ -233,33 +233,52 @@ SLI_ERROR_RATIO = "slo:sli_error:ratio_rate{window}"
 SLO_PERIOD_ERROR_RATIO = "slo:period_error:ratio"
 ERROR_BUDGET_REMAINING = "slo:error_budget:remaining"
 SLO_OBJECTIVE = "slo:objective:ratio"
-# Drift: counts per bin over `drift.window` summed across pods, shares, baseline, guarded PSI.
-FEATURE_BIN_INCREASE = "modelops:feature_bin:increase"
-FEATURE_SAMPLES = "modelops:feature_samples:increase"
-FEATURE_BIN_SHARE = "modelops:feature_bin:share"
-FEATURE_BIN_BASELINE = "modelops:feature_bin:baseline_share"
-FEATURE_MIN_SAMPLES = "modelops:feature_drift:min_samples"
-FEATURE_PSI = "modelops:feature_drift:psi"
-PREDICTION_BIN_INCREASE = "modelops:prediction_bin:increase"
-PREDICTION_SAMPLES = "modelops:prediction_samples:increase"
-PREDICTION_BIN_SHARE = "modelops:prediction_bin:share"
-PREDICTION_BIN_BASELINE = "modelops:prediction_bin:baseline_share"
-PREDICTION_MIN_SAMPLES = "modelops:prediction_drift:min_samples"
-PREDICTION_PSI = "modelops:prediction_drift:psi"
-DRIFT_RECORDS = (
-    FEATURE_BIN_INCREASE,
-    FEATURE_SAMPLES,
-    FEATURE_BIN_SHARE,
-    FEATURE_BIN_BASELINE,
-    FEATURE_MIN_SAMPLES,
-    FEATURE_PSI,
-    PREDICTION_BIN_INCREASE,
-    PREDICTION_SAMPLES,
-    PREDICTION_BIN_SHARE,
-    PREDICTION_BIN_BASELINE,
-    PREDICTION_MIN_SAMPLES,
-    PREDICTION_PSI,
-)
+
+
+@dataclass(frozen=True)
+class DriftSeries:
+    """The series recorded for one kind of distribution: inputs by `feature`, or predictions.
+
+    Counts per bin over `drift.window` summed across pods, their shares, the baseline shares,
+    the sample guard and the guarded PSI.
+    """
+
+    counter: str  # what the runtime counts per bin
+    increase: str
+    samples: str
+    share: str
+    baseline: str
+    min_samples: str
+    psi: str
+    by: tuple[str, ...]  # labels that tell one distribution's bins apart, besides `bin`
+
+    @classmethod
+    def of(cls, stem: str, counter: Metric, by: tuple[str, ...]) -> DriftSeries:
+        """The recording-rule names of `<stem>` bins: modelops:<stem>_bin:share and so on."""
+        return cls(
+            counter.total,
+            f"{PREFIX}:{stem}_bin:increase",
+            f"{PREFIX}:{stem}_samples:increase",
+            f"{PREFIX}:{stem}_bin:share",
+            f"{PREFIX}:{stem}_bin:baseline_share",
+            f"{PREFIX}:{stem}_drift:min_samples",
+            f"{PREFIX}:{stem}_drift:psi",
+            by,
+        )
+
+    @property
+    def recorded(self) -> tuple[str, ...]:
+        return (self.increase, self.samples, self.share, self.baseline, self.min_samples, self.psi)
+
+
+FEATURE_DRIFT = DriftSeries.of("feature", FEATURE_BINS, ("feature",))
+PREDICTION_DRIFT = DriftSeries.of("prediction", PREDICTION_BINS, ())
+DRIFT_RECORDS = (*FEATURE_DRIFT.recorded, *PREDICTION_DRIFT.recorded)
+# Shadow: compared rows in the window by outcome, summed across pods, and the guarded share of
+# them that did not agree (model, namespace, environment).
+SHADOW_COMPARISONS_INCREASE = "modelops:shadow_comparisons:increase"
+SHADOW_DISAGREEMENT_RATIO = "modelops:shadow_disagreement:ratio"
+SHADOW_RECORDS = (SHADOW_COMPARISONS_INCREASE, SHADOW_DISAGREEMENT_RATIO)
 
 
 def sli_error_ratio(window: str) -> str:
@@ -285,6 +304,7 @@ def recorded_names(windows: tuple[str, ...]) -> frozenset[str]:
         | {quality_events(w) for w in windows}
         | {SLO_PERIOD_ERROR_RATIO, ERROR_BUDGET_REMAINING, SLO_OBJECTIVE}
         | set(DRIFT_RECORDS)
+        | set(SHADOW_RECORDS)
     )
 
 

@@ -48,13 +48,13 @@ def fetch(uri: str, base: Path, *, timeout: float = 60.0) -> bytes:
         raise ArtifactError(f"artifact {uri} cannot be read: {err.strerror or err}") from err
 
 
-def verify(data: bytes, pin: str | None, uri: str) -> str:
-    """The sha256 of `data`; raises when it does not match the pin."""
+def verify(data: bytes, pin: str | None, uri: str, pinned_by: str = "spec.model.sha256") -> str:
+    """The sha256 of `data`; raises when it does not match the pin (the spec field `pinned_by`)."""
     digest = hashlib.sha256(data).hexdigest()
     if pin is not None and digest != pin:
         raise ArtifactError(
             f"artifact {uri} has sha256 {digest}, but the spec pins {pin}: the file changed or "
-            "was tampered with. Refusing to load it; if the change is intended, update spec.model.sha256"
+            f"was tampered with. Refusing to load it; if the change is intended, update {pinned_by}"
         )
     return digest
 

@@ -1,15 +1,17 @@
 """The order objects are applied in, as data (like Flux's ssa sort.go); prune goes in reverse.
 
-Namespaces and CRDs first, then what workloads refer to, then workloads, then monitoring.
-A kind the table does not name goes with the last group.
+Namespaces and CRDs first, then what workloads refer to (an Argo Rollouts AnalysisTemplate
+among them: a Rollout whose template is missing is marked invalid at once), then workloads
+(a Rollout is one, where a Deployment would be), then monitoring. Prune deletes a Rollout
+before its AnalysisTemplate. A kind the table does not name goes with the last group.
 """
 
 from __future__ import annotations
 
 APPLY_ORDER: tuple[tuple[str, ...], ...] = (
     ("Namespace", "CustomResourceDefinition"),
-    ("ServiceAccount", "ConfigMap", "Secret", "Service"),
-    ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"),
+    ("ServiceAccount", "ConfigMap", "Secret", "Service", "AnalysisTemplate"),
+    ("Deployment", "Rollout", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"),
     ("ServiceMonitor", "PrometheusRule"),
 )
 

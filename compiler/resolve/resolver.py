@@ -105,17 +105,23 @@ def build_model(catalog: Catalog, checked: CheckedSpec) -> tuple[ResolvedModel, 
     metadata = checked.spec.metadata
     body = checked.spec.spec
     problems: list[Diagnostic] = []
-    record = catalog.evaluations.get((metadata.name, body.model.version.text))
-    if record is not None and body.model.sha256 is not None and record.artifact_sha256 != body.model.sha256:
-        problems.append(
-            Diagnostic.at(
-                document.at(("spec", "model", "sha256")),
-                f"the evaluation record of {metadata.name} {body.model.version.text} was made from another "
-                "artifact; run `modelops evaluate` again",
-                severity=Severity.WARNING,
-                code="evaluation",
+    pins = [("model", body.model.version.text, body.model.sha256, "")]
+    if body.candidate is not None:
+        pins.append(("candidate", body.candidate.version.text, body.candidate.sha256, " (the candidate)"))
+    for section, version, sha256, role in pins:
+        if _stale(catalog, metadata.name, version, sha256):
+            overlay = ("spec", "environments", env.name, section, "sha256")
+            problems.append(
+                Diagnostic.at(
+                    document.positions.values.get(overlay) or document.at(("spec", section, "sha256")),
+                    f"the evaluation record of {metadata.name} {version}{role} was made from another "
+                    "artifact; run `modelops evaluate` again",
+                    severity=Severity.WARNING,
+                    code="evaluation",
+                )
             )
-        )
+    record = catalog.evaluations.get((metadata.name, body.model.version.text))
+    if _stale(catalog, metadata.name, body.model.version.text, body.model.sha256):
         record = None
     served, delivery = _delivery(catalog, metadata.name, body, record)
     resolved = ResolvedModel(
@@ -154,7 +160,7 @@ def _delivery(
         update={"version": candidate.version, "uri": candidate.uri, "sha256": candidate.sha256}
     )
     challenger_record = catalog.evaluations.get((name, candidate.version.text))
-    if challenger_record is not None and challenger_record.artifact_sha256 != candidate.sha256:
+    if _stale(catalog, name, candidate.version.text, candidate.sha256):
         challenger_record = None
     if body.rollout.strategy == "shadow":
         return body.model, fields | {"shadow": challenger, "shadow_evaluated": challenger_record}
@@ -163,3 +169,9 @@ def _delivery(
         "stable": body.model,
         "stable_evaluated": record,
     }
+
+
+def _stale(catalog: Catalog, name: str, version: str, sha256: str | None) -> bool:
+    """Whether the record of that version was measured on an artifact other than the pinned one."""
+    record = catalog.evaluations.get((name, version))
+    return record is not None and sha256 is not None and record.artifact_sha256 != sha256

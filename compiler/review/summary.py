@@ -9,6 +9,7 @@ from typing import Any
 
 from compiler.resolve.resolved import ResolvedModel
 from compiler.review.compare import FileChange
+from compiler.targets.kubernetes.rollout import analysis_checks, analysis_window
 
 
 @dataclass
@@ -59,7 +60,7 @@ def _gates(m: ResolvedModel) -> dict[str, str]:
     if m.evaluation is None:
         return {}
     found = {}
-    for name, gate in m.evaluation.gates.items():
+    for name, gate in m.evaluation.gates.absolute().items():
         found[f"gate {name}"] = gate.describe()
         if m.evaluated is not None and name in m.evaluated.metrics:
             found[f"measured {name}"] = f"{m.evaluated.metrics[name]:.4g}"
@@ -113,6 +114,148 @@ def _label_changes(base_documents: Documents, head_documents: Documents, directo
     return lines
 
 
+# --- progressive delivery in words -----------------------------------------------------------
+
+# Facts about the version the pods serve: a delivery line that says how it moves replaces them.
+_SERVED_FACTS = frozenset({"version", "artifact"})
+ARROW = "→"
+
+
+def _served(m: ResolvedModel) -> str:
+    """The version the pods run once the change is applied (the candidate under rolling and canary)."""
+    return m.model.version.text
+
+
+def _spec_version(m: ResolvedModel) -> str:
+    """The spec's `model` version: the stable one while a candidate is on trial."""
+    return (m.stable or m.model).version.text
+
+
+def _candidate(m: ResolvedModel | None) -> str | None:
+    return m.candidate.version.text if m is not None and m.candidate is not None else None
+
+
+def _analysis(m: ResolvedModel, documents: Documents, directory: str) -> list[str]:
+    """The measurements of the canary analysis: the rendered AnalysisTemplate's metrics when there
+    is one, else the checks the renderer would give it (none: no template, no analysis)."""
+    template = documents.get(directory, {}).get("analysistemplate.yaml")
+    if template is None:
+        return list(analysis_checks(m))
+    metrics = (template.get("spec") or {}).get("metrics") or []
+    return [str(metric.get("name")) for metric in metrics]
+
+
+def _weights(m: ResolvedModel) -> str:
+    steps = m.rollout.canary.steps if m.rollout.canary is not None else []
+    return f" {ARROW} ".join([*(f"{step.weight}%" for step in steps), "100%"])
+
+
+def _steps(m: ResolvedModel, documents: Documents, directory: str) -> str:
+    """`10% → 50% → 100%, analysis on availability, latency`: how a canary earns its traffic."""
+    measured = ", ".join(_analysis(m, documents, directory))
+    return f"{_weights(m)}, {f'analysis on {measured}' if measured else 'no analysis'}"
+
+
+def _movement(m: ResolvedModel, before: str, documents: Documents, directory: str) -> str:
+    """How traffic moves from `before` to the version the pods will serve."""
+    after = _served(m)
+    if m.rollout.strategy != "canary":  # rolling, and shadow's Deployment: one rolling update
+        return f"rolling update {before} {ARROW} {after} (no analysis)"
+    return f"canary {before} {ARROW} {after}, {_steps(m, documents, directory)}"
+
+
+def _skipped_analysis(m: ResolvedModel) -> str:
+    later = "add the candidate" if m.candidate is not None else "change the version"
+    return (
+        f"warning: the Rollout is new in this change, and Argo Rollouts deploys a new Rollout's "
+        f"first template at once, without steps: {_served(m)} gets all traffic and the analysis "
+        f"is skipped. Switch to canary in one change and {later} in the next"
+    )
+
+
+def _delivery(
+    old: ResolvedModel | None, new: ResolvedModel, documents: Documents, directory: str
+) -> tuple[list[str], bool]:
+    """What the change does to the served version and the candidate, in words, and whether those
+    words already say how the served version moves (then the version facts would repeat them).
+    Promoting and aborting are ordinary spec edits: this is where they read as such."""
+    lines: list[str] = []
+    was, now = (old.rollout.strategy if old is not None else None), new.rollout.strategy
+    before = _served(old) if old is not None else None
+    had, candidate = _candidate(old), _candidate(new)
+    explained = False
+    if old is not None and had is not None and had != candidate:
+        if candidate is not None:
+            lines.append(f"candidate {had} replaced by {candidate}")
+        elif _spec_version(new) == had:
+            lines.append(f"promoted {had} (was the candidate)")
+            explained = before == _served(new)
+        elif _spec_version(new) == _spec_version(old) and before != _served(new):
+            lines.append(f"candidate {had} removed: back to {_served(new)}")
+            explained = True
+        else:
+            lines.append(f"candidate {had} removed")
+    if candidate is not None and now == "shadow" and (had != candidate or was != now):
+        stable = _spec_version(new)
+        lines.append(f"shadow {candidate} beside {stable} (answers from {stable})")
+    if before is not None and before != _served(new) and not explained:
+        if now == "canary" or candidate is not None or had is not None:  # else: the version fact
+            lines.append(_movement(new, before, documents, directory))
+            explained = True
+    elif old is None and candidate is not None and now != "shadow":
+        lines.append(_movement(new, _spec_version(new), documents, directory))
+    if old is not None and was != now:
+        change = f"strategy {was} {ARROW} {now}"
+        if now == "canary" and not explained:  # no version moves yet: say how the next one will
+            change += f" (the next version goes {_steps(new, documents, directory)})"
+        lines.insert(0, change)
+    new_rollout = now == "canary" and was != "canary"
+    if new_rollout and _served(new) != before and (old is not None or candidate is not None):
+        lines.append(_skipped_analysis(new))
+    return lines, explained
+
+
+def _rollout_settings(m: ResolvedModel, documents: Documents, directory: str) -> dict[str, str]:
+    """The settings of the model's strategy, for comparing two sides that use the same one."""
+    rollout = m.rollout
+    if rollout.strategy == "canary" and rollout.canary is not None:
+        analysis = rollout.canary.analysis
+        steps = ", ".join(f"{step.weight}% for {step.pause.text}" for step in rollout.canary.steps)
+        return {
+            "canary steps": steps,
+            "canary analysis on": ", ".join(_analysis(m, documents, directory)) or "none",
+            "canary analysis interval": analysis.interval.text,
+            "canary analysis window": analysis_window(m).text,
+            "canary failure limit": str(analysis.failureLimit),
+            "canary minimum requests": str(analysis.minRequests),
+        }
+    if rollout.strategy == "shadow":
+        shadow = rollout.shadow
+        tolerance = "none" if shadow.tolerance is None else f"{shadow.tolerance:g}"
+        return {
+            "shadow max disagreement": f"{shadow.maxDisagreement:g}",
+            "shadow tolerance": tolerance,
+            "shadow queue size": str(shadow.queueSize),
+            "shadow minimum comparisons": str(shadow.minComparisons),
+        }
+    return {}
+
+
+def _setting_changes(
+    old: ResolvedModel,
+    new: ResolvedModel,
+    base_documents: Documents,
+    head_documents: Documents,
+    directory: str,
+) -> list[str]:
+    """Changed settings of a strategy both sides use (a new strategy is described whole)."""
+    if old.rollout.strategy != new.rollout.strategy:
+        return []
+    a = _rollout_settings(old, base_documents, directory)
+    b = _rollout_settings(new, head_documents, directory)
+    return [f"{name} {a[name]} {ARROW} {b[name]}" for name in b if name in a and a[name] != b[name]]
+
+
 def summarise(
     base: list[ResolvedModel],
     head: list[ResolvedModel],
@@ -134,22 +277,26 @@ def summarise(
         directory = f"{env}/{(new or old).namespace}/{name}/"  # type: ignore[union-attr]
         files = by_directory.get(directory, [])
         if old is None:
-            added = ModelChange(name, env, "added", [f"version {new.model.version.text}"], files, directory)  # type: ignore[union-attr]
-            result.append(added)
+            assert new is not None
+            delivery, _ = _delivery(None, new, head_documents, directory)
+            added = [f"version {_spec_version(new)}", *delivery]
+            result.append(ModelChange(name, env, "added", added, files, directory))
             continue
         if new is None:
-            result.append(
-                ModelChange(name, env, "removed", [f"was version {old.model.version.text}"], files, directory)
-            )
+            was = f"was version {_spec_version(old)}"
+            if old.candidate is not None:
+                was += f", candidate {old.candidate.version.text}"
+            result.append(ModelChange(name, env, "removed", [was], files, directory))
             continue
         if not files and old == new:
             continue  # same inputs, same output: nothing to say
-        details = []
+        details, explained = _delivery(old, new, head_documents, directory)
         old_facts, new_facts = _facts(old), _facts(new)
         for fact in list(dict.fromkeys([*old_facts, *new_facts])):
             a, b = old_facts.get(fact), new_facts.get(fact)
-            if a != b:
+            if a != b and not (explained and fact in _SERVED_FACTS):
                 details.append(f"{fact} {a or 'none'} -> {b or 'none'}")
+        details += _setting_changes(old, new, base_documents, head_documents, directory)
         if directory + "rules.yaml" in files:
             old_alerts, new_alerts = (
                 _names(base_documents, directory, "alert"),

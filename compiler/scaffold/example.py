@@ -27,10 +27,7 @@ class Example:
 
     artifact: bytes
     holdout: bytes
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.artifact).hexdigest()
+    sha256: str
 
 
 def train() -> Example:
@@ -64,4 +61,5 @@ def train() -> Example:
     writer.writerow([*FEATURES, TARGET])
     for row, value in zip(x[TRAIN_ROWS:], label[TRAIN_ROWS:], strict=True):
         writer.writerow([*(format(v, ".6g") for v in row), str(value)])
-    return Example(artifact=deterministic_bytes(model), holdout=out.getvalue().encode())
+    artifact = deterministic_bytes(model)
+    return Example(artifact, out.getvalue().encode(), hashlib.sha256(artifact).hexdigest())

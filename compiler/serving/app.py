@@ -130,7 +130,10 @@ def create_app(served: ServedModel) -> Starlette:
             return error(500, "the model failed to predict; see the runtime's log")
         served.observe(batch, key, predictions)
         metrics.predicted(predictions)
-        return JSONResponse(response(config, predictions, key))
+        answer = JSONResponse(response(config, predictions, key))
+        if served.shadow is not None:  # after the answer is made: the candidate never shapes it
+            served.shadow.submit(batch, predictions)
+        return answer
 
     async def infer(request: Request) -> Response:
         started = time.perf_counter()

@@ -9,9 +9,16 @@ would restart every pod whenever it is edited.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 CONFIG_KEY = "runtime.json"
 CONFIG_DIR = "/etc/modelops"
@@ -23,6 +30,10 @@ MAX_ROWS = 10_000
 # peak is about 12 body limits, so a limit of 1/64 of the pod's memory keeps it under a fifth.
 MEMORY_PER_BODY_BYTE = 64
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20  # what a 1 GiB pod gets; for configs that do not say
+# The shadow's difference histogram, in multiples of the tolerance: resolution around the
+# line between agree and disagree, whatever the unit of the target.
+DIFFERENCE_MULTIPLES = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+DIFFERENCE_BUCKETS_AT_ZERO = (0.0, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)  # a tolerance of 0: no unit
 
 
 class RuntimeFeature(BaseModel):
@@ -118,6 +129,32 @@ class RuntimeConfig(BaseModel):
     drift: RuntimeDrift | None = None
     feedback: RuntimeFeedback = Field(default_factory=RuntimeFeedback)
     shadow: RuntimeShadow | None = None
+
+    @model_validator(mode="after")
+    def _regressor_shadow_has_tolerance(self) -> Self:
+        if self.shadow is not None and self.model.task == "regression" and self.shadow.tolerance is None:
+            raise ValueError(
+                "shadow.tolerance is required for a regressor (an absolute difference up to it agrees)"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_absent_shadow(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No `shadow` key unless there is a shadow: configs (and the pods' checksums) of models
+        without one keep the bytes they had before shadows existed."""
+        data: dict[str, Any] = handler(self)
+        if self.shadow is None:
+            data.pop("shadow", None)
+        return data
+
+
+def difference_buckets(tolerance: float) -> list[float]:
+    """The shadow difference histogram's bucket bounds, always including the tolerance exactly,
+    so the share of rows within it is read off one bucket (as the latency SLO's threshold is)."""
+    if tolerance <= 0:
+        return list(DIFFERENCE_BUCKETS_AT_ZERO)
+    scaled = {round(tolerance * m, 6) for m in DIFFERENCE_MULTIPLES} - {0.0}
+    return sorted(scaled | {tolerance})
 
 
 def max_body_bytes(memory_limit_bytes: int) -> int:

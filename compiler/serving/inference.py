@@ -161,6 +161,15 @@ def _rows(rows: int, max_rows: int) -> int:
     return rows
 
 
+def scores(estimator: Any, batch: Batch) -> Any:
+    """The estimator's predictions (a numpy array) for the batch; a FloatingPointError when a
+    value overflows inside the model instead of a silent inf or NaN."""
+    import numpy as np
+
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        return estimator.predict(np.asarray(batch.matrix(), dtype=float))
+
+
 def _jsonable(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 

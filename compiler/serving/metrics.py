@@ -9,10 +9,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from compiler.metrics import contract
-from compiler.serving.config import RuntimeConfig
+from compiler.serving.config import RuntimeConfig, RuntimeModel, RuntimeShadow, difference_buckets
 from compiler.serving.drift import Bins
 
 INVALID_REASONS = ("json", "schema", "type", "range", "size")
+SHADOW_OUTCOMES = ("agree", "disagree", "error")
 _CLASSES: dict[contract.Kind, type[Counter] | type[Gauge] | type[Histogram]] = {
     contract.Kind.COUNTER: Counter,
     contract.Kind.GAUGE: Gauge,
@@ -81,6 +82,7 @@ class RuntimeMetrics:
             if drift.predictions is not None:
                 for label in Bins(drift.predictions).labels:
                     self.prediction_bins.labels(**self._ids, bin=label)
+        self.shadow = ShadowMetrics(model, config.shadow, registry) if config.shadow is not None else None
 
     def _classes(self, labels: Iterable[str]) -> None:
         for label in labels:
@@ -144,3 +146,30 @@ class RuntimeMetrics:
         self.pending.labels(*self._ids.values()).set(pending)
         if dropped:
             self.dropped.labels(*self._ids.values()).inc(dropped)
+
+
+class ShadowMetrics:
+    """The candidate's comparisons with the stable model. Registered only when the config has a
+    shadow, so a runtime without one exports exactly the series it did before shadows existed."""
+
+    def __init__(self, model: RuntimeModel, shadow: RuntimeShadow, registry: CollectorRegistry) -> None:
+        ids = {"model": model.name, "version": model.version, "candidate": shadow.version}
+        comparisons = _register(contract.SHADOW_COMPARISONS, registry)
+        self._outcomes = {outcome: comparisons.labels(**ids, outcome=outcome) for outcome in SHADOW_OUTCOMES}
+        self._dropped = _register(contract.SHADOW_DROPPED, registry).labels(**ids)
+        self._difference = None
+        if model.task == "regression":
+            buckets = shadow.differenceBuckets or difference_buckets(shadow.tolerance or 0.0)
+            self._difference = _register(contract.SHADOW_DIFFERENCE, registry, buckets=buckets).labels(**ids)
+
+    def compared(self, outcome: str, rows: int) -> None:
+        if rows:
+            self._outcomes[outcome].inc(rows)
+
+    def differences(self, values: Iterable[float]) -> None:
+        if self._difference is not None:
+            for value in values:
+                self._difference.observe(value)
+
+    def dropped(self) -> None:
+        self._dropped.inc()

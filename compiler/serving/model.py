@@ -15,8 +15,9 @@ from compiler.modelio.skops_files import ArtifactError, load_model
 from compiler.serving.config import RuntimeConfig
 from compiler.serving.drift import Bins
 from compiler.serving.feedback import Feedback, PendingPredictions
-from compiler.serving.inference import Batch, InvalidInput
+from compiler.serving.inference import Batch, InvalidInput, scores
 from compiler.serving.metrics import RuntimeMetrics
+from compiler.serving.shadow import Shadow
 
 log = logging.getLogger("modelops.serve")
 
@@ -34,6 +35,11 @@ class ServedModel:
         self.prediction_bins = Bins(drift.predictions) if drift is not None and drift.predictions else None
         self.pending = PendingPredictions(config.feedback.maxEntries, config.feedback.ttlSeconds)
         self.classes: dict[float, str] = {}  # a label's value -> the class it is, as metrics name it
+        self.shadow = (
+            Shadow(config.model, config.shadow, base, metrics.shadow)
+            if config.shadow is not None and metrics.shadow is not None
+            else None
+        )
 
     @property
     def n_features(self) -> int | None:
@@ -46,7 +52,8 @@ class ServedModel:
         return len(self.config.model.features) or self.n_features or 1
 
     def load(self) -> None:
-        """Fetch, verify the pin, load with the trusted-type list, and check it fits the spec."""
+        """Fetch, verify the pin, load with the trusted-type list, and check it fits the spec;
+        the shadow candidate too, if there is one: the pod is ready only with both."""
         model = self.config.model
         log.info("loading %s %s from %s", model.name, model.version, model.uri)
         data = fetch(model.uri, self.base)
@@ -58,8 +65,16 @@ class ServedModel:
         self.metrics.known_classes(classes)
         if model.task == "classification":
             self.classes = {float(c): str(c) for c in classes}
+        if self.shadow is not None:
+            self.shadow.load()
+            self.shadow.start()
         self.ready.set()
         log.info("ready: %s %s (sha256 %s)", model.name, model.version, digest)
+
+    def close(self) -> None:
+        """Stop the shadow's worker, if any (after the last request was answered)."""
+        if self.shadow is not None:
+            self.shadow.close()
 
     def predict(self, batch: Batch) -> list[Any]:
         """The model's predictions; InvalidInput when finite inputs overflow inside the model.
@@ -70,8 +85,7 @@ class ServedModel:
         import numpy as np
 
         try:
-            with np.errstate(over="raise", invalid="raise", divide="raise"):
-                result = self.estimator.predict(np.asarray(batch.matrix(), dtype=float))
+            result = scores(self.estimator, batch)
         except FloatingPointError as err:
             raise InvalidInput(
                 "range", f"the input is out of the range the model can compute with ({err})"

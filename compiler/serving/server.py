@@ -1,9 +1,10 @@
 """Run the runtime: uvicorn for the API, prometheus-client's server for /metrics.
 
 The model loads in the background so that liveness answers at once while readiness waits.
-A model that cannot load stops the process with exit code 1 and the reason in the log:
-Kubernetes then shows the pod failing instead of one that never turns ready. SIGTERM is
-uvicorn's graceful shutdown: stop accepting, finish in-flight requests, then exit.
+A model (or shadow candidate) that cannot load stops the process with exit code 1 and the
+reason in the log: Kubernetes then shows the pod failing instead of one that never turns
+ready. SIGTERM is uvicorn's graceful shutdown: stop accepting, finish in-flight requests,
+then exit.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def read_config(path: Path) -> RuntimeConfig:
     try:
         return RuntimeConfig.model_validate(raw)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in err.errors()
+        )
         raise UsageError(f"{path}: not a runtime configuration ({problems})") from err
 
 
@@ -109,6 +112,7 @@ def serve(config_path: Path, host: str, port: int | None, metrics_port: int | No
     try:
         server.run()
     finally:
+        served.close()
         metrics_server.shutdown()
         metrics_thread.join(timeout=5)
     return 1 if served.failure is not None else 0

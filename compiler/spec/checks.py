@@ -10,6 +10,7 @@ from compiler.spec.model import (
     CLASSIFICATION_GATES,
     LOWER_IS_BETTER,
     REGRESSION_GATES,
+    Canary,
     ModelSpec,
     Slo,
 )
@@ -92,6 +93,7 @@ def check_model(spec: ModelSpec, positions: PositionMap, file: str) -> list[Diag
             )
 
     _check_gates(spec, out)
+    _check_delivery(spec, out)
 
     monitoring = spec.spec.monitoring
     for name in monitoring.alerts.labels:
@@ -143,7 +145,7 @@ def _check_quality(spec: ModelSpec, out: _Collector) -> None:
     allowed = QUALITY_CLASSIFICATION if task == "classification" else QUALITY_REGRESSION
     if quality is None:
         evaluation = spec.spec.evaluation
-        for name, gate in evaluation.gates.items() if evaluation is not None else ():
+        for name, gate in evaluation.gates.absolute().items() if evaluation is not None else ():
             bound = ("max", gate.max) if name in LOWER_IS_BETTER else ("min", gate.min)
             if name in allowed and bound[1] is not None:
                 out.warning(
@@ -231,8 +233,8 @@ def _check_gates(spec: ModelSpec, out: _Collector) -> None:
         return
     task = spec.spec.model.task
     allowed = CLASSIFICATION_GATES if task == "classification" else REGRESSION_GATES
-    for name, gate in evaluation.gates.items():
-        path = ("spec", "evaluation", "gates", name)
+    for name, gate in evaluation.gates.absolute().items():
+        path: PathKey = ("spec", "evaluation", "gates", name)
         if not _applies(out, path, f"gate {name!r}", task, allowed):
             continue
         if name in LOWER_IS_BETTER and gate.min is not None and gate.max is None:
@@ -247,9 +249,116 @@ def _check_gates(spec: ModelSpec, out: _Collector) -> None:
             out.error(path, f"gate {name!r} cannot be negative, got max {gate.max}")
         if name == "r2" and gate.min is not None and gate.min > 1:
             out.error(path, f"gate 'r2' is at most 1 (a perfect fit), so min {gate.min} can never pass")
+    for name, relative in evaluation.gates.relative.items():
+        path = ("spec", "evaluation", "gates", "relative", name)
+        if not _applies(out, path, f"relative gate {name!r}", task, allowed):
+            continue
+        if name in LOWER_IS_BETTER and relative.maxIncrease is None:
+            out.error(
+                path,
+                f"relative gate {name!r} is an error measure (lower is better): give it a maxIncrease, "
+                "not a maxDrop",
+            )
+        elif name not in LOWER_IS_BETTER and relative.maxDrop is None:
+            out.error(
+                path,
+                f"relative gate {name!r} is a score (higher is better): give it a maxDrop, not a maxIncrease",
+            )
+        elif name in BOUNDED_0_1 and relative.allowance >= 1:
+            out.error(
+                path,
+                f"relative gate {name!r} allows a drop of {relative.allowance:g}, but {name} is a fraction "
+                "between 0 and 1: such a gate never fails",
+            )
     features = {f.name for f in spec.spec.model.features}
     if evaluation.target in features:
         out.error(
             ("spec", "evaluation", "target"),
             f"evaluation target {evaluation.target!r} is also listed as an input feature",
+        )
+
+
+def _check_delivery(spec: ModelSpec, out: _Collector) -> None:
+    """A candidate is another pinned version; a strategy has what it needs to run."""
+    body = spec.spec
+    candidate, rollout, model = body.candidate, body.rollout, body.model
+    if candidate is not None:
+        if candidate.version.text == model.version.text:
+            out.error(
+                ("spec", "candidate", "version"),
+                f"the candidate's version {candidate.version.text} is the model's own: a candidate is "
+                "another version (to roll the model out again, change spec.model)",
+            )
+        if candidate.sha256 == model.sha256:
+            out.error(
+                ("spec", "candidate", "sha256"),
+                "the candidate pins the same artifact as spec.model.sha256: a candidate needs its own "
+                "artifact and pin",
+            )
+    strategy = rollout.strategy
+    if strategy != "rolling" and body.serving.runtime != "builtin":
+        why = (
+            "the analysis queries the metrics it exports"
+            if strategy == "canary"
+            else "it scores the candidate beside the stable"
+        )
+        out.error(
+            ("spec", "rollout", "strategy"), f"strategy {strategy} needs serving.runtime: builtin ({why})"
+        )
+    if strategy == "canary":
+        if rollout.canary is None:
+            out.error(
+                ("spec", "rollout", "strategy"),
+                "strategy canary needs rollout.canary with its steps, such as "
+                "canary: {steps: [{weight: 10, pause: 15m}, {weight: 50, pause: 30m}]}",
+            )
+        else:
+            _check_canary(rollout.canary, out)
+    if strategy == "shadow":
+        if model.task == "regression" and rollout.shadow.tolerance is None:
+            out.error(
+                ("spec", "rollout", "strategy"),
+                "strategy shadow of a regression model needs rollout.shadow.tolerance: the absolute "
+                "difference up to which the candidate's answer agrees with the stable's",
+            )
+        if candidate is None:
+            out.warning(
+                ("spec", "rollout", "strategy"),
+                "strategy shadow without a candidate shadows nothing: add spec.candidate",
+            )
+
+
+def _check_canary(canary: Canary, out: _Collector) -> None:
+    # Argo Rollouts reads durations in whole seconds: 500ms would be no pause, or a busy loop.
+    timed: list[tuple[PathKey, Duration | None]] = [
+        (("steps", i, "pause"), step.pause) for i, step in enumerate(canary.steps)
+    ]
+    timed += [(("analysis", key), getattr(canary.analysis, key)) for key in ("interval", "window")]
+    for path, duration in timed:
+        if duration is not None and duration.milliseconds % 1000:
+            out.error(
+                ("spec", "rollout", "canary", *path),
+                f"{duration} is not a whole number of seconds; Argo Rollouts counts in seconds",
+            )
+    for index in range(1, len(canary.steps)):
+        before, step = canary.steps[index - 1], canary.steps[index]
+        if step.weight <= before.weight:
+            out.error(
+                ("spec", "rollout", "canary", "steps", index, "weight"),
+                f"canary weights must increase step by step: {step.weight}% after {before.weight}%",
+            )
+    analysis = canary.analysis
+    paused = sum(step.pause.milliseconds for step in canary.steps)
+    if paused < analysis.abort_possible_after.milliseconds:
+        out.warning(
+            ("spec", "rollout", "canary", "steps"),
+            f"the steps pause {Duration.from_milliseconds(paused)} in all, but the analysis can abort "
+            f"only after {analysis.abort_possible_after} (its window, then failureLimit + 1 "
+            "intervals): a bad candidate would reach 100% before it is judged; lengthen the pauses",
+        )
+    if analysis.window is not None and analysis.window < analysis.interval:
+        out.warning(
+            ("spec", "rollout", "canary", "analysis", "window"),
+            f"analysis window {analysis.window} is shorter than its interval {analysis.interval}: "
+            "requests between two measurements are never judged",
         )

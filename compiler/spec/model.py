@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from compiler.spec.types import (
@@ -37,6 +48,7 @@ REGRESSION_GATES = ("mse", "rmse", "mae", "r2")
 LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae"})
 BOUNDED_0_1 = frozenset(CLASSIFICATION_GATES)
 GateName = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "mse", "rmse", "mae", "r2"]
+GATE_NAMES = frozenset(CLASSIFICATION_GATES + REGRESSION_GATES)
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -127,10 +139,95 @@ class Gate(SpecModel):
         return self
 
 
+class RelativeGate(SpecModel):
+    """How much worse than the stable version a candidate may score on the same holdout."""
+
+    maxDrop: FiniteFloat | None = Field(
+        default=None, ge=0, description="Scores (higher is better): at most this far below the stable's"
+    )
+    maxIncrease: FiniteFloat | None = Field(
+        default=None, ge=0, description="Error measures (mse, rmse, mae): at most this far above the stable's"
+    )
+
+    @property
+    def allowance(self) -> float:
+        """The bound, whichever way it points."""
+        return self.maxDrop if self.maxDrop is not None else self.maxIncrease or 0.0
+
+    def describe(self) -> str:
+        """The allowance as people read it: `drop <= 0.01` or `increase <= 5`."""
+        return f"{'drop' if self.maxDrop is not None else 'increase'} <= {self.allowance:g}"
+
+    def limit(self, stable: float) -> float:
+        """The candidate's worst acceptable score, rounded like measured metrics so that a
+        candidate exactly at the allowance passes."""
+        moved = stable - self.allowance if self.maxDrop is not None else stable + self.allowance
+        return float(f"{moved:.6g}")
+
+    def passes(self, stable: float | None, candidate: float | None) -> bool:
+        """Whether the candidate stays within the allowance; an unmeasured side never does."""
+        if stable is None or candidate is None:
+            return False
+        limit = self.limit(stable)
+        return candidate >= limit if self.maxDrop is not None else candidate <= limit
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> RelativeGate:
+        if (self.maxDrop is None) == (self.maxIncrease is None):
+            raise PydanticCustomError(
+                "relative_gate_bound",
+                "a relative gate takes exactly one of maxDrop (scores) or maxIncrease (error measures)",
+                {},
+            )
+        return self
+
+
+class Gates(SpecModel):
+    """Absolute gates by metric (each version must meet them on its own) and `relative` ones
+    (the candidate against the stable version). Gates keep the order they were written in."""
+
+    accuracy: Gate | None = None
+    precision: Gate | None = None
+    recall: Gate | None = None
+    f1: Gate | None = None
+    roc_auc: Gate | None = None
+    mse: Gate | None = None
+    rmse: Gate | None = None
+    mae: Gate | None = None
+    r2: Gate | None = None
+    relative: dict[GateName, RelativeGate] = Field(
+        default_factory=dict,
+        description="Candidate against stable on the same holdout, such as {roc_auc: {maxDrop: 0.01}}",
+    )
+    _written: tuple[GateName, ...] = PrivateAttr(default=())
+
+    def absolute(self) -> dict[GateName, Gate]:
+        """The absolute gates, in the order the spec wrote them."""
+        return {name: getattr(self, name) for name in self._written}  # only gates that are set
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_order(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Gates:
+        gates: Gates = handler(data)
+        if isinstance(data, dict):
+            gates._written = tuple(name for name in data if name in GATE_NAMES and data[name] is not None)
+        return gates
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The mapping as written (absolute gates by name, `relative` only when set), so the
+        input hash of a spec without relative gates is what it was when gates were a mapping."""
+        dumped: dict[str, Any] = handler(self)
+        found: dict[str, Any] = {name: dumped[name] for name in self._written}
+        if self.relative:
+            found["relative"] = dumped["relative"]
+        return found
+
+
 class Evaluation(SpecModel):
     dataset: DatasetPath = Field(description="Repo-relative CSV holdout set")
     target: str = Field(min_length=1, description="Name of the label column")
-    gates: dict[GateName, Gate] = Field(default_factory=dict)
+    gates: Gates = Field(default_factory=Gates)
 
 
 class Replicas(SpecModel):
@@ -369,6 +466,20 @@ class CanaryAnalysis(SpecModel):
         le=1_000_000_000,
         description="Candidate requests in a measurement's window below which it gives no verdict",
     )
+
+    @property
+    def measured_window(self) -> Duration:
+        """How far back each measurement looks: `window`, else twice the interval, at least 2m."""
+        if self.window is not None:
+            return self.window
+        return Duration.from_milliseconds(max(2 * self.interval.milliseconds, 120_000))
+
+    @property
+    def abort_possible_after(self) -> Duration:
+        """The earliest a failing candidate can be aborted: the first measurement waits one
+        window, then failureLimit + 1 measurements must fail, an interval apart."""
+        after = self.measured_window.milliseconds + (self.failureLimit + 1) * self.interval.milliseconds
+        return Duration.from_milliseconds(after)
 
 
 class Canary(SpecModel):

@@ -50,7 +50,7 @@ def _violations(policy: Policy, spec: ModelSpec, image: str | None) -> list[tupl
         found.append((("spec", "monitoring"), "needs a latency SLO (monitoring.slo.latency)"))
     if need.runbook and body.monitoring.alerts.runbook is None:
         found.append((("spec", "monitoring"), "needs a runbook URL (monitoring.alerts.runbook)"))
-    if need.evaluationGates and (body.evaluation is None or not body.evaluation.gates):
+    if need.evaluationGates and (body.evaluation is None or not body.evaluation.gates.absolute()):
         found.append((("spec",), "needs evaluation gates (spec.evaluation.gates)"))
     if need.sha256Pin and body.model.sha256 is None:
         found.append((("spec", "model"), "needs the artifact pinned with spec.model.sha256"))

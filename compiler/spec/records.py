@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 EVALUATIONS_DIR = "evaluations"
 
@@ -23,6 +24,19 @@ class FeatureBaseline(BaseModel):
     categories: list[float] | None = Field(
         default=None, description="Sorted values of a categorical baseline; bins are these and 'other'"
     )
+
+
+class RelativeOutcome(BaseModel):
+    """One relative gate of a candidate: both versions' scores on the same holdout, the limit
+    the candidate had to meet, and whether it did."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    stable: float | None = None
+    candidate: float | None = None
+    maxDrop: float | None = None
+    maxIncrease: float | None = None
+    limit: float | None = None
+    passed: bool
 
 
 class EvaluationRecord(BaseModel):
@@ -39,6 +53,18 @@ class EvaluationRecord(BaseModel):
     predictions: FeatureBaseline | None = Field(
         default=None, description="The holdout's predictions: classes, or bins of a regressor's values"
     )
+    relative: dict[str, dict[str, RelativeOutcome]] | None = Field(
+        default=None,
+        description="A candidate's relative gates: by the stable version compared with, then by metric",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_relative(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No `relative` key unless a candidate was compared: other records keep their shape."""
+        data: dict[str, Any] = handler(self)
+        if self.relative is None:
+            data.pop("relative", None)
+        return data
 
 
 def record_path(root: Path, model: str, version: str) -> Path:

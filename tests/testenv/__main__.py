@@ -1,7 +1,9 @@
 """python -m tests.testenv start|stop|build --state DIR: the test control plane by hand.
 
 python -m tests.testenv start --state /tmp/kube     # then: KUBECONFIG=/tmp/kube/kubeconfig
-python -m tests.testenv stop --state /tmp/kube
+python -m tests.testenv start --state /tmp/kube --controllers   # and kwok, Argo Rollouts, ...
+python -m tests.testenv stop --state /tmp/kube      # stops the controllers too
+python -m tests.testenv build                       # build every binary the tests use, up front
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tests.testenv import build, controlplane
+from tests.testenv import build, cluster, controlplane
 
 
 def main() -> int:
@@ -17,6 +19,11 @@ def main() -> int:
     parser.add_argument("action", choices=("start", "stop", "build"))
     parser.add_argument(
         "--state", type=Path, default=Path(".testenv"), help="directory for data, logs, kubeconfig"
+    )
+    parser.add_argument(
+        "--controllers",
+        action="store_true",
+        help="start: also kube-controller-manager, kube-scheduler, kwok and the Argo Rollouts controller",
     )
     args = parser.parse_args()
     if args.action == "build":
@@ -29,6 +36,8 @@ def main() -> int:
         return 0
     plane = controlplane.start(args.state)
     controlplane.install_crds(plane)
+    if args.controllers:
+        cluster.start(plane)
     print(f"kube-apiserver at {plane.server}; export KUBECONFIG={plane.kubeconfig}")
     return 0
 

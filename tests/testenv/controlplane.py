@@ -29,7 +29,7 @@ READY_TIMEOUT = 120.0
 LEFTOVER_GRACE = 3.0  # seconds: an API server whose etcd is gone takes long to shut down cleanly
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -51,14 +51,14 @@ class ControlPlane:
         return self.state / "certs" / "apiserver.crt"
 
 
-def _spawn(name: str, args: list[str], state: Path) -> int:
+def spawn(name: str, args: list[str], state: Path) -> int:
     log = (state / f"{name}.log").open("ab")
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     (state / f"{name}.pid").write_text(str(process.pid))
     return process.pid
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether `pid` still runs. A child of this process that exited is reaped here: until
     then it is a zombie, which signal 0 takes for alive (and its port for still in use)."""
     with contextlib.suppress(ChildProcessError):  # not our child, or reaped already
@@ -108,23 +108,23 @@ def start(state: Path) -> ControlPlane:
         if (state / "controlplane.json").is_file()
         else {}
     )
-    _stop_one(state, "kube-apiserver", timeout=LEFTOVER_GRACE)
+    stop_one(state, "kube-apiserver", timeout=LEFTOVER_GRACE)
     known = previous.get("etcd_port"), previous.get("etcd_peer_port")
     ports = (int(known[0]), int(known[1])) if known[0] and known[1] else None
     etcd_pid = state / "etcd.pid"
-    if ports and etcd_pid.is_file() and _alive(int(etcd_pid.read_text())):
+    if ports and etcd_pid.is_file() and alive(int(etcd_pid.read_text())):
         client, peer = ports
     else:
-        _stop_one(state, "etcd", timeout=LEFTOVER_GRACE)
-        client, peer = ports if ports and (state / "etcd").is_dir() else (_free_port(), _free_port())
+        stop_one(state, "etcd", timeout=LEFTOVER_GRACE)
+        client, peer = ports if ports and (state / "etcd").is_dir() else (free_port(), free_port())
         _start_etcd(etcd, state, client, peer)
-    secure = _free_port()
+    secure = free_port()
     _start_apiserver(apiserver, state, client, secure)
     return _await(state, secure, client, peer)
 
 
 def _start_etcd(etcd: Path, state: Path, client: int, peer: int) -> None:
-    _spawn(
+    spawn(
         "etcd",
         [
             str(etcd),
@@ -150,7 +150,7 @@ def _start_apiserver(apiserver: Path, state: Path, client: int, secure: int) -> 
         subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
     certs = state / "certs"
     certs.mkdir(exist_ok=True)
-    _spawn(
+    spawn(
         "kube-apiserver",
         [
             str(apiserver),
@@ -179,7 +179,7 @@ def _await(state: Path, secure: int, client: int, peer: int) -> ControlPlane:
     deadline = time.monotonic() + READY_TIMEOUT
     while not _ready(server, token, plane.ca):
         for name in ("etcd", "kube-apiserver"):
-            if not _alive(int((state / f"{name}.pid").read_text())):
+            if not alive(int((state / f"{name}.pid").read_text())):
                 log = (state / f"{name}.log").read_text()[-3000:]
                 stop(state)
                 raise RuntimeError(f"{name} exited during start-up:\n{log}")
@@ -209,13 +209,17 @@ def _write_kubeconfig(plane: ControlPlane) -> None:
     plane.kubeconfig.write_text(yaml.safe_dump(config))
 
 
+# Started by tests.testenv.cluster on a control plane; stopped with it, before the API server.
+CONTROLLERS = ("rollouts-controller", "kwok", "kube-scheduler", "kube-controller-manager")
+
+
 def stop(state: Path) -> None:
-    """Stop kube-apiserver, then etcd."""
-    for name in ("kube-apiserver", "etcd"):
-        _stop_one(state, name)
+    """Stop the controllers started on this control plane, then kube-apiserver, then etcd."""
+    for name in (*CONTROLLERS, "kube-apiserver", "etcd"):
+        stop_one(state, name)
 
 
-def _stop_one(state: Path, name: str, timeout: float = 20) -> None:
+def stop_one(state: Path, name: str, timeout: float = 20) -> None:
     """SIGTERM first, SIGKILL if it lingers; then reap it and forget its pid."""
     pid_file = state / f"{name}.pid"
     if not pid_file.is_file():
@@ -224,13 +228,13 @@ def _stop_one(state: Path, name: str, timeout: float = 20) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
+    if alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     pid_file.unlink(missing_ok=True)
 
@@ -245,6 +249,20 @@ def install_sync_tool_crds(plane: ControlPlane) -> None:
     """Install Argo CD's ApplicationSet and Flux's Kustomization CRDs and wait until they are served."""
     names = ["applicationsets.argoproj.io", "kustomizations.kustomize.toolkit.fluxcd.io"]
     _install(plane, build.sync_tool_crds(), names)
+
+
+ROLLOUTS_CRDS = [
+    "rollouts.argoproj.io",
+    "analysistemplates.argoproj.io",
+    "clusteranalysistemplates.argoproj.io",
+    "analysisruns.argoproj.io",
+    "experiments.argoproj.io",
+]
+
+
+def install_rollouts_crds(plane: ControlPlane) -> None:
+    """Install the Argo Rollouts CRDs and wait until they are served."""
+    _install(plane, build.argo_rollouts_crds(), ROLLOUTS_CRDS)
 
 
 def _install(plane: ControlPlane, paths: list[Path], names: list[str]) -> None:

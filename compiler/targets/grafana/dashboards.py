@@ -7,6 +7,7 @@ so panels are placed by one small grid cursor and tests verify no two overlap.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -22,9 +23,10 @@ from compiler.metrics.contract import le_label, sli_error_ratio
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.slo import BURN_RATE_PANEL_WINDOWS
 from compiler.targets.links import model_dashboard_uid, overview_dashboard_uid
-from compiler.targets.prometheus.promql import number, string_literal
+from compiler.targets.prometheus.promql import number, percent, string_literal
 from compiler.targets.prometheus.quality_rules import pairs_of, quality_slos
 from compiler.targets.prometheus.rules import slos
+from compiler.targets.prometheus.shadow_rules import window as shadow_window
 
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 GRID_WIDTH = 24
@@ -101,6 +103,13 @@ def _timeseries(
     return panel
 
 
+def _with_lines(panel: timeseries.Panel, *steps: tuple[float | None, str]) -> timeseries.Panel:
+    """The panel with its thresholds drawn as lines: an SLO threshold, an alert's limit."""
+    return panel.thresholds(_thresholds(*steps)).thresholds_style(
+        common_builders.GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.LINE)
+    )
+
+
 def _stat(
     title: str,
     expr: str,
@@ -170,6 +179,7 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
         .timezone("browser")
     )
     board = _variables(board, environments, model.environment)
+    board = _rollout_panels(board, model, grid)
     requests = contract.REQUESTS.total
     duration = contract.REQUEST_DURATION
 
@@ -211,11 +221,7 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
     ]
     latency_panel = _timeseries("Latency quantiles", quantiles, "s", grid, w=16)
     if latency_slo is not None:
-        latency_panel = latency_panel.thresholds(
-            _thresholds((None, "green"), (latency_slo.threshold.seconds, "red"))
-        ).thresholds_style(
-            common_builders.GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.LINE)
-        )
+        latency_panel = _with_lines(latency_panel, (None, "green"), (latency_slo.threshold.seconds, "red"))
         latency_panel = latency_panel.description(
             f"The red line is the SLO threshold, {latency_slo.threshold}."
         )
@@ -271,8 +277,8 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
     drift_panel = _timeseries(
         f"PSI of inputs and predictions over the last {window}, all pods (none: too few samples)",
         [
-            _query(_selector(contract.FEATURE_PSI, name), "{{feature}}"),
-            _query(_selector(contract.PREDICTION_PSI, name), "predictions", ref="B"),
+            _query(_selector(contract.FEATURE_DRIFT.psi, name), "{{feature}}"),
+            _query(_selector(contract.PREDICTION_DRIFT.psi, name), "predictions", ref="B"),
         ],
         "none",
         grid,
@@ -280,19 +286,17 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
     )
     psi = model.monitoring.drift.psi if model.monitoring.drift else None
     if psi is not None:
-        drift_panel = drift_panel.thresholds(
-            _thresholds((None, "green"), (psi.warning, "orange"), (psi.critical, "red"))
-        ).thresholds_style(
-            common_builders.GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.LINE)
+        drift_panel = _with_lines(
+            drift_panel, (None, "green"), (psi.warning, "orange"), (psi.critical, "red")
         )
     board = board.with_panel(drift_panel)
     board = board.with_panel(
         _timeseries(
             f"Samples in the last {window} (PSI needs the guard's count)",
             [
-                _query(_selector(contract.FEATURE_SAMPLES, name), "{{feature}}"),
-                _query(_selector(contract.PREDICTION_SAMPLES, name), "predictions", ref="B"),
-                _query(f"max({_selector(contract.FEATURE_MIN_SAMPLES, name)})", "guard", ref="C"),
+                _query(_selector(contract.FEATURE_DRIFT.samples, name), "{{feature}}"),
+                _query(_selector(contract.PREDICTION_DRIFT.samples, name), "predictions", ref="B"),
+                _query(f"max({_selector(contract.FEATURE_DRIFT.min_samples, name)})", "guard", ref="C"),
             ],
             "short",
             grid,
@@ -334,6 +338,142 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
         )
     )
     return _to_dict(board)
+
+
+def _rollout_title(model: ResolvedModel) -> str:
+    """The strategy, and the versions it moves between (or watches side by side)."""
+    strategy = model.rollout.strategy
+    if model.shadow is not None:
+        return f"Rollout ({strategy}: {model.shadow.version.text} beside {model.model.version.text})"
+    if model.stable is not None:
+        return f"Rollout ({strategy}: {model.stable.version.text} → {model.model.version.text})"
+    return f"Rollout ({strategy})"
+
+
+def _traffic_note(model: ResolvedModel) -> str:
+    canary = model.rollout.canary
+    if model.rollout.strategy == "canary" and canary is not None:
+        steps = " → ".join(f"{step.weight}% for {step.pause.text}" for step in canary.steps)
+        return f"The candidate's share is its canary weight as users get it: {steps}, then 100%."
+    if model.shadow is not None:
+        return "The shadow candidate answers no request: it scores copies, shown below."
+    return "Each version's share of the requests answered."
+
+
+def _rollout_panels(board: dash.Dashboard, model: ResolvedModel, grid: _Grid) -> dash.Dashboard:
+    """While a version changes (canary, shadow, or any candidate): each version's share of the
+    traffic, its errors and latency against the SLOs, and how a shadow agrees; one row, no
+    panels otherwise."""
+    if model.rollout.strategy == "rolling" and model.candidate is None:
+        return board
+    name = model.name
+    requests = _selector(contract.REQUESTS.total, name)
+    server_errors = _selector(contract.REQUESTS.total, name, code='=~"5.."')
+    by_version = f"sum by (version) (rate({requests}[{RATE}]))"
+    board = board.with_row(dash.Row(_rollout_title(model)).grid_pos(grid.row()))
+    share = _timeseries(
+        "Traffic share by version",
+        [_query(f"{by_version} / scalar(sum(rate({requests}[{RATE}])))", "{{version}}")],
+        "percentunit",
+        grid,
+        w=8,
+    )
+    board = board.with_panel(share.description(_traffic_note(model)))
+    errors = _timeseries(
+        "Error ratio (5xx) by version",
+        [_query(f"sum by (version) (rate({server_errors}[{RATE}])) / {by_version}", "{{version}}")],
+        "percentunit",
+        grid,
+        w=8,
+    )
+    slo = model.monitoring.slo
+    if slo is not None and slo.availability is not None:
+        errors = _with_lines(errors, (None, "green"), (slo.availability.budget, "red")).description(
+            f"The red line is the availability SLO's error budget ({slo.availability}%): a version "
+            "above it spends the budget faster than the SLO allows."
+        )
+    board = board.with_panel(errors)
+    latency = slo.latency if slo is not None else None
+    quantile, shown = (latency.target.ratio, f"p{latency.target}") if latency is not None else (0.99, "p99")
+    bucket = _selector(contract.REQUEST_DURATION.bucket, name)
+    slow = _timeseries(
+        f"Latency {shown} by version",
+        [
+            _query(
+                f"histogram_quantile({number(quantile)}, sum by (version, le) (rate({bucket}[{RATE}])))",
+                "{{version}}",
+            )
+        ],
+        "s",
+        grid,
+        w=8,
+    )
+    if latency is not None:
+        slow = _with_lines(slow, (None, "green"), (latency.threshold.seconds, "red")).description(
+            f"The latency SLO wants {latency.target}% of requests within {latency.threshold} (the red "
+            "line): a version above it misses the SLO."
+        )
+    board = board.with_panel(slow)
+    return _shadow_panels(board, model, grid)
+
+
+def _shadow_panels(board: dash.Dashboard, model: ResolvedModel, grid: _Grid) -> dash.Dashboard:
+    """A shadow candidate's agreement with the stable model, the rows it compared and the
+    requests it dropped, and (regressors) how far apart the two predictions are."""
+    if model.shadow is None:
+        return board
+    name, stable, shadow = model.name, model.model.version.text, model.rollout.shadow
+    comparisons = contract.SHADOW_COMPARISONS.total
+    agreed = _selector(comparisons, name, outcome='="agree"')
+    compared = f"sum by (candidate) (rate({_selector(comparisons, name)}[{RATE}]))"
+    tolerance = shadow.tolerance if model.model.task == "regression" else None
+    width = GRID_WIDTH // (2 if tolerance is None else 3)
+    agreement = _timeseries(
+        f"Shadow agreement with {stable}",
+        [_query(f"sum by (candidate) (rate({agreed}[{RATE}])) / {compared}", "{{candidate}}")],
+        "percentunit",
+        grid,
+        w=width,
+    )
+    limit = float(1 - Decimal(repr(shadow.maxDisagreement)))
+    board = board.with_panel(
+        _with_lines(agreement, (None, "red"), (limit, "green")).description(
+            f"Share of the compared rows where the candidate agreed with {stable}; rows it failed to "
+            f"score count against it. The alert fires when more than {percent(shadow.maxDisagreement)}% "
+            f"disagree over {shadow_window(model).text}, once {shadow.minComparisons} rows are compared."
+        )
+    )
+    dropped = _selector(contract.SHADOW_DROPPED.total, name)
+    board = board.with_panel(
+        _timeseries(
+            "Shadow rows compared and requests dropped per second",
+            [
+                _query(f"sum by (outcome) (rate({_selector(comparisons, name)}[{RATE}]))", "{{outcome}}"),
+                _query(f"sum(rate({dropped}[{RATE}]))", "dropped (queue full)"),
+            ],
+            "reqps",
+            grid,
+            w=width,
+        )
+    )
+    if tolerance is None:
+        return board
+    difference = _selector(contract.SHADOW_DIFFERENCE.bucket, name)
+    spread = _timeseries(
+        f"Absolute difference from {stable}'s predictions",
+        [
+            _query(f"histogram_quantile({q}, sum by (le) (rate({difference}[{RATE}])))", f"p{int(q * 100)}")
+            for q in (0.5, 0.9, 0.99)
+        ],
+        "none",
+        grid,
+        w=width,
+    )
+    return board.with_panel(
+        _with_lines(spread, (None, "green"), (tolerance, "red")).description(
+            f"Rows further apart than the tolerance, {number(tolerance)} (the red line), disagree."
+        )
+    )
 
 
 def _quality_panels(board: dash.Dashboard, model: ResolvedModel, grid: _Grid) -> dash.Dashboard:

@@ -18,6 +18,7 @@ from compiler.serialize import to_json
 from compiler.serving.config import CONFIG_DIR, CONFIG_KEY
 from compiler.spec.types import Quantity
 from compiler.stamp import Stamp
+from compiler.targets.kubernetes import rollout as canary
 from compiler.targets.kubernetes.labels import (
     CONFIG_CHECKSUM_ANNOTATION,
     common_labels,
@@ -86,6 +87,19 @@ def config_map(model: ResolvedModel, stamp: Stamp) -> Obj:
     return _model_object(
         model, stamp, "v1", "ConfigMap", {"data": {CONFIG_KEY: config}}, name=f"{model.name}-config"
     )
+
+
+def _checksum(config: Obj) -> str:
+    return hashlib.sha256(config["data"][CONFIG_KEY].encode()).hexdigest()
+
+
+def versioned_config_map(model: ResolvedModel, stamp: Stamp) -> Obj:
+    """The ConfigMap under a name of its content. A canary's stable and canary pods run side by
+    side, each reading its own version's configuration: a stable pod started mid-rollout (a
+    restart, a scale-up, the scale-back of an abort) must not read the candidate's."""
+    config = config_map(model, stamp)
+    config["metadata"]["name"] = f"{model.name}-config-{_checksum(config)[:10]}"
+    return config
 
 
 def _resources(model: ResolvedModel) -> Obj:
@@ -168,10 +182,12 @@ def _spread(model: ResolvedModel) -> list[Obj]:
     ]
 
 
-def deployment(model: ResolvedModel, stamp: Stamp, config_checksum: str) -> Obj:
+def deployment(
+    model: ResolvedModel, stamp: Stamp, config_checksum: str, config_name: str | None = None
+) -> Obj:
     serving = model.serving
     volumes: list[Obj] = [
-        {"name": "config", "configMap": {"name": f"{model.name}-config"}},
+        {"name": "config", "configMap": {"name": config_name or f"{model.name}-config"}},
         {"name": "tmp", "emptyDir": {"sizeLimit": serving.storage.tmp.text}},
         {"name": "model-cache", "emptyDir": {"sizeLimit": serving.storage.modelCache.text}},
     ]
@@ -271,8 +287,13 @@ def horizontal_pod_autoscaler(model: ResolvedModel, stamp: Stamp) -> Obj | None:
     autoscaling = model.serving.autoscaling
     if autoscaling is None:
         return None
+    target = (
+        {"apiVersion": canary.API_VERSION, "kind": "Rollout"}
+        if canary.is_canary(model)
+        else {"apiVersion": "apps/v1", "kind": "Deployment"}
+    )
     spec: Obj = {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": model.name},
+        "scaleTargetRef": {**target, "name": model.name},
         "minReplicas": model.serving.replicas.min,
         "maxReplicas": model.serving.replicas.max,
         "metrics": [
@@ -385,14 +406,45 @@ def service_monitor(model: ResolvedModel, stamp: Stamp) -> Obj:
 
 def render_model(model: ResolvedModel, stamp: Stamp) -> list[RenderedObject]:
     """Every Kubernetes object of one model in one environment, with its file name."""
+    if canary.is_canary(model):
+        return _render_canary(model, stamp)
     config = config_map(model, stamp)
     # The runtime config holds only what the runtime reads, so only a change to that rolls the pods.
-    checksum = hashlib.sha256(config["data"][CONFIG_KEY].encode()).hexdigest()
+    checksum = _checksum(config)
     candidates: list[tuple[str, Obj | None]] = [
         ("serviceaccount.yaml", service_account(model, stamp)),
         ("configmap.yaml", config),
         ("deployment.yaml", deployment(model, stamp, checksum)),
         ("service.yaml", service(model, stamp)),
+        ("hpa.yaml", horizontal_pod_autoscaler(model, stamp)),
+        ("pdb.yaml", pod_disruption_budget(model, stamp)),
+        ("networkpolicy.yaml", network_policy(model, stamp)),
+        ("servicemonitor.yaml", service_monitor(model, stamp)),
+    ]
+    return [RenderedObject(name, body) for name, body in candidates if body is not None]
+
+
+def _render_canary(model: ResolvedModel, stamp: Stamp) -> list[RenderedObject]:
+    """The objects of a canary: a Rollout in place of the Deployment, the stable and canary
+    Services beside the model's, and the stable's configuration beside the candidate's."""
+    config = versioned_config_map(model, stamp)
+    checksum = _checksum(config)
+    stable, stable_record = canary.stable_view(model)
+    stable_config = versioned_config_map(
+        model.model_copy(update={"model": stable, "evaluated": stable_record}), stamp
+    )
+    workload = deployment(model, stamp, checksum, config["metadata"]["name"])
+    candidates: list[tuple[str, Obj | None]] = [
+        ("serviceaccount.yaml", service_account(model, stamp)),
+        ("configmap.yaml", config),
+        (
+            "configmap-stable.yaml",
+            stable_config if stable_config["metadata"]["name"] != config["metadata"]["name"] else None,
+        ),
+        ("rollout.yaml", canary.rollout(model, workload)),
+        ("service.yaml", service(model, stamp)),
+        ("service-stable.yaml", canary.role_service(model, service(model, stamp), canary.STABLE)),
+        ("service-canary.yaml", canary.role_service(model, service(model, stamp), canary.CANARY)),
         ("hpa.yaml", horizontal_pod_autoscaler(model, stamp)),
         ("pdb.yaml", pod_disruption_budget(model, stamp)),
         ("networkpolicy.yaml", network_policy(model, stamp)),

@@ -13,6 +13,8 @@ from compiler.serving.config import (
     RuntimeMetrics,
     RuntimeModel,
     RuntimeServer,
+    RuntimeShadow,
+    difference_buckets,
     max_body_bytes,
 )
 from compiler.spec.records import FeatureBaseline
@@ -50,6 +52,28 @@ def runtime_config_for(model: ResolvedModel, memory_limit_bytes: int) -> Runtime
             maxEntries=model.monitoring.feedback.maxEntries,
             ttlSeconds=model.monitoring.feedback.ttl.milliseconds / 1000,
         ),
+        shadow=_shadow(model),
+    )
+
+
+def _shadow(model: ResolvedModel) -> RuntimeShadow | None:
+    """The candidate the runtime scores off the response path (strategy shadow with a candidate).
+
+    maxDisagreement and minComparisons stay out: only the alert rule reads them. A regressor's
+    tolerance reaches the runtime as what agrees, and as one of the difference histogram's buckets.
+    """
+    candidate = model.shadow
+    if candidate is None or candidate.sha256 is None:
+        return None
+    spec = model.rollout.shadow
+    tolerance = spec.tolerance if model.model.task == "regression" else None
+    return RuntimeShadow(
+        version=candidate.version.text,
+        uri=candidate.uri.text,
+        sha256=candidate.sha256,
+        queueSize=spec.queueSize,
+        tolerance=tolerance,
+        differenceBuckets=difference_buckets(tolerance) if tolerance is not None else [],
     )
 
 

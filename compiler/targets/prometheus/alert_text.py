@@ -80,6 +80,21 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "Over 30 minutes more than [[ threshold ]]% of [[ model ]]'s predictions were one class: "
         "the model or its inputs may be broken. Owner: [[ team ]].",
     ),
+    "shadow-disagreement": (
+        "[[ model ]] ([[ environment ]]): shadow candidate [[ candidate ]] disagrees with [[ stable ]]",
+        "Over the last [[ window ]] (all pods, at least [[ comparisons ]] compared rows), the "
+        "candidate [[ candidate ]], scoring a copy of [[ model ]]'s traffic, [[ meaning ]] on more "
+        "than [[ threshold ]]% of the rows; rows it failed to score count as disagreeing. Users "
+        "still get [[ stable ]]'s answers; do not promote the candidate before finding out why. "
+        "Owner: [[ team ]].",
+    ),
+    "shadow-dropped": (
+        "[[ model ]] ([[ environment ]]): shadow candidate [[ candidate ]] misses much of the traffic",
+        "Over the last [[ window ]] more than [[ threshold ]]% of the requests [[ stable ]] answered "
+        "were not shadowed because the shadow queue ([[ queue ]] requests per pod) was full: the "
+        "candidate cannot keep up, and its agreement is measured on part of the traffic only. "
+        "Users are not affected. Owner: [[ team ]].",
+    ),
     "version-mismatch": (
         "[[ model ]] ([[ environment ]]) serves more than one model version",
         "Pods of [[ model ]] have reported different model versions for 30 minutes: a rollout "

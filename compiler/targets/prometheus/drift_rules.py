@@ -20,41 +20,10 @@ from compiler.spec.records import FeatureBaseline
 from compiler.targets.prometheus.promql import number, selector
 from compiler.targets.prometheus.recording import RecordingRule
 
-
-@dataclass(frozen=True)
-class Names:
-    """The series one kind of distribution records: inputs by feature, or predictions."""
-
-    counter: str
-    increase: str
-    samples: str
-    share: str
-    baseline: str
-    min_samples: str
-    psi: str
-    by: tuple[str, ...]  # labels that tell one distribution's bins apart, besides `bin`
-
-
-FEATURES = Names(
-    counter=contract.FEATURE_BINS.total,
-    increase=contract.FEATURE_BIN_INCREASE,
-    samples=contract.FEATURE_SAMPLES,
-    share=contract.FEATURE_BIN_SHARE,
-    baseline=contract.FEATURE_BIN_BASELINE,
-    min_samples=contract.FEATURE_MIN_SAMPLES,
-    psi=contract.FEATURE_PSI,
-    by=("feature",),
-)
-PREDICTIONS = Names(
-    counter=contract.PREDICTION_BINS.total,
-    increase=contract.PREDICTION_BIN_INCREASE,
-    samples=contract.PREDICTION_SAMPLES,
-    share=contract.PREDICTION_BIN_SHARE,
-    baseline=contract.PREDICTION_BIN_BASELINE,
-    min_samples=contract.PREDICTION_MIN_SAMPLES,
-    psi=contract.PREDICTION_PSI,
-    by=(),
-)
+# The series each kind of distribution records (the names live in the metrics contract).
+Names = contract.DriftSeries
+FEATURES = contract.FEATURE_DRIFT
+PREDICTIONS = contract.PREDICTION_DRIFT
 
 
 @dataclass(frozen=True)
@@ -101,6 +70,12 @@ def drift_labels(model: ResolvedModel) -> dict[str, str]:
     return {"model": model.name, "namespace": model.namespace, "environment": model.environment}
 
 
+def psi_expr(group: str, live: str, expected: str) -> str:
+    """PSI of live shares against expected ones with the same labels (both floored above zero),
+    summed over the bins by `group` ("sum " or "sum by (feature) ")."""
+    return f"{group}(\n  ({live} - {expected})\n  * ln({live} / {expected})\n)"
+
+
 def recordings(model: ResolvedModel) -> list[RecordingRule]:
     """The recording rules: per kind of distribution, the window's counts, sample sizes and
     shares; per distribution, its baseline shares and guard; per kind, the guarded PSI."""
@@ -145,7 +120,7 @@ def recordings(model: ResolvedModel) -> list[RecordingRule]:
         rules.append(
             RecordingRule(
                 names.psi,
-                f"{group}(\n  ({live} - {expected})\n  * ln({live} / {expected})\n)\n"
+                f"{psi_expr(group, live, expected)}\n"
                 f"and{join}\n"
                 f"{selector(names.samples, labels)} >= {selector(names.min_samples, labels)}",
                 labels,

@@ -17,7 +17,7 @@ from compiler.spec.project import EnvironmentAlerts
 from compiler.spec.slo import SLI_WINDOWS, WindowPair, pairs
 from compiler.spec.types import Duration, Percentage
 from compiler.targets.links import dashboard_url
-from compiler.targets.prometheus import alert_text, drift_rules, quality_rules
+from compiler.targets.prometheus import alert_text, drift_rules, quality_rules, shadow_rules
 from compiler.targets.prometheus.promql import go_template_literal, number, percent, selector
 from compiler.targets.prometheus.recording import RecordingRule
 
@@ -245,8 +245,22 @@ def _quality_alerts(model: ResolvedModel) -> list[AlertRule]:
             _warning(model, "prediction-collapse", "ModelPredictionCollapse", collapse, "15m", COLLAPSE_SHARE)
         )
     mismatch = f"count(count by (version) ({info})) > 1"
-    alerts.append(_warning(model, "version-mismatch", "ModelVersionMismatch", mismatch, "30m"))
+    hold = version_mismatch_hold(model).text
+    alerts.append(_warning(model, "version-mismatch", "ModelVersionMismatch", mismatch, hold))
     return alerts
+
+
+VERSION_MISMATCH_HOLD_MS = 30 * 60_000
+_FIVE_MINUTES_MS = 5 * 60_000
+
+
+def version_mismatch_hold(model: ResolvedModel) -> Duration:
+    """How long two versions may serve side by side before it is a stuck rollout: 30m, plus a
+    canary's pauses (its two versions run together on purpose), rounded up to whole 5m."""
+    canary = model.rollout.canary if model.rollout.strategy == "canary" else None
+    paused = sum(step.pause.milliseconds for step in canary.steps) if canary is not None else 0
+    steps = -(-(VERSION_MISMATCH_HOLD_MS + paused) // _FIVE_MINUTES_MS)
+    return Duration.from_milliseconds(steps * _FIVE_MINUTES_MS)
 
 
 def rule_groups(model: ResolvedModel, labelling: EnvironmentAlerts | None = None) -> list[RuleGroup]:
@@ -265,6 +279,7 @@ def rule_groups(model: ResolvedModel, labelling: EnvironmentAlerts | None = None
     groups.append(RuleGroup(f"modelops-{model.name}-quality-alerts", list(_quality_alerts(model))))
     groups.extend(_drift_groups(model))
     groups.extend(_quality_slo_groups(model))
+    groups.extend(_shadow_groups(model))
     return groups if labelling is None else [_relabelled(group, labelling) for group in groups]
 
 
@@ -337,6 +352,26 @@ def _quality_slo_groups(model: ResolvedModel) -> list[RuleGroup]:
         for a in quality_rules.alerts(model)
     ]
     return _recorded_groups(model, "quality-slo", recorded, alerts)
+
+
+def _shadow_groups(model: ResolvedModel) -> list[RuleGroup]:
+    """Shadow agreement recorded across pods (see shadow_rules), and its alerts."""
+    recorded = shadow_rules.recordings(model)
+    if not recorded:
+        return []
+    alerts = [
+        AlertRule(
+            alert=a.alert,
+            expr=a.expr,
+            for_=shadow_rules.SHADOW_FOR,
+            labels=alert_labels(model, "warning"),
+            annotations=_annotations(model, a.kind, **a.text),
+            kind=a.kind,
+            params={"threshold": a.threshold},
+        )
+        for a in shadow_rules.alerts(model)
+    ]
+    return _recorded_groups(model, "shadow", recorded, alerts)
 
 
 def _recorded_groups(

@@ -18,7 +18,14 @@ from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.slo import burn_threshold
 from compiler.spec.types import decimal_text
 from compiler.targets.prometheus.promql import matchers, number, percent
-from compiler.targets.prometheus.rules import AlertRule, RuleGroup, alerts_of, record_labels, scope
+from compiler.targets.prometheus.rules import (
+    AlertRule,
+    RuleGroup,
+    alerts_of,
+    record_labels,
+    scope,
+    version_mismatch_hold,
+)
 
 RATE_PER_MINUTE = 100.0
 # promtool evaluates every rule at each step up to a case's time, and that is most of its
@@ -234,19 +241,20 @@ def _collapse_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
 
 def _version_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
     version = model.model.version.text
+    minutes = version_mismatch_hold(model).milliseconds // 60_000 + 30  # past its `for`
     return [
         _case(
             f"{alert.alert}: two pods report different versions",
-            [_info(model, "a", version, 61), _info(model, "b", "0.0.1", 61)],
+            [_info(model, "a", version, minutes + 1), _info(model, "b", "0.0.1", minutes + 1)],
             alert,
-            60,
+            minutes,
             _expected(alert, {}),
         ),
         _case(
             f"{alert.alert}: every pod reports {version}",
-            [_info(model, "a", version, 61), _info(model, "b", version, 61)],
+            [_info(model, "a", version, minutes + 1), _info(model, "b", version, minutes + 1)],
             alert,
-            60,
+            minutes,
             [],
         ),
     ]
@@ -269,8 +277,9 @@ def unit_tests(
     # Built on this module's helpers, so imported here rather than at the top (no cycle).
     from compiler.targets.prometheus.drift_tests import SCENARIOS as DRIFT_SCENARIOS
     from compiler.targets.prometheus.quality_tests import SCENARIOS as QUALITY_SCENARIOS
+    from compiler.targets.prometheus.shadow_tests import SCENARIOS as SHADOW_SCENARIOS
 
-    scenarios = SCENARIOS | DRIFT_SCENARIOS | QUALITY_SCENARIOS
+    scenarios = SCENARIOS | DRIFT_SCENARIOS | QUALITY_SCENARIOS | SHADOW_SCENARIOS
     tests = [case for alert in alerts_of(groups) for case in scenarios[alert.kind](model, alert)]
     # promtool evaluates groups in random order unless told: recordings first, as in the file,
     # so an alert never reads a recording one evaluation behind (flaky at edge times).

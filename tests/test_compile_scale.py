@@ -1,0 +1,107 @@
+"""Compile at scale: workers stage their own files, the serialiser's memory stays bounded."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compiler import api
+from compiler.bundle.writer import TXN, Staging, read_tree
+from compiler.compile import PARALLEL_THRESHOLD
+from compiler.serialize import _Dumper, to_yaml
+from tests.conftest import SPECS, spec_text
+
+_SCALARS = st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none())
+_DOCS = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+def _containers(node: Any, found: list[Any]) -> list[Any]:
+    if isinstance(node, dict | list):
+        found.append(node)
+        for child in node.values() if isinstance(node, dict) else node:
+            _containers(child, found)
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DOCS, st.lists(st.integers(0, 1000), max_size=6), st.randoms(use_true_random=False))
+def test_shared_containers_get_pyyamls_anchors(doc: Any, picks: list[int], chance: random.Random) -> None:
+    """Containers shared anywhere (empty or not, in mappings or sequences, even inside
+    themselves): the anchors and aliases PyYAML writes, byte for byte."""
+    doc = {"root": doc, "more": [doc]}
+    containers = _containers(doc, [])
+    for pick in picks:
+        shared, holder = containers[pick % len(containers)], chance.choice(containers)
+        if isinstance(holder, dict):
+            holder[f"s{pick}"] = shared
+        else:
+            holder.append(shared)
+    expected = yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1_000_000
+    )
+    assert to_yaml(doc) == expected.encode()
+
+
+def test_serialising_many_distinct_long_texts_keeps_none_of_them() -> None:
+    """What the serialiser remembers between documents does not grow with their number: a
+    dashboard's JSON or a long query is one model's own, not worth keeping."""
+    documents = [
+        {
+            "data": {
+                "dashboard.json": "{\n" + f'  "model": "m{i:05d}",\n' * 500 + "}\n",
+                "query": f"q{i}" * 300,
+            }
+        }
+        for i in range(300)
+    ]
+    to_yaml(documents[0])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        written = sum(len(to_yaml(document)) for document in documents)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert written > 3_000_000
+    assert held < 500_000, f"{held} bytes still held after serialising {written}"
+
+
+def _many(root: Path, count: int) -> Path:
+    specs = root / "specs"
+    specs.mkdir(parents=True)
+    shutil.copy(SPECS / "modelops.yaml", specs / "modelops.yaml")
+    for i in range(count):
+        (specs / f"m{i:03d}.yaml").write_text(spec_text(f"m{i:03d}"))
+    return specs
+
+
+def test_a_journal_committed_by_a_parallel_compile_is_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes stage the files they render; a compile stopped right after its commit
+    point leaves them and a journal, and the next compile (one process) finishes the tree."""
+    specs = _many(tmp_path, PARALLEL_THRESHOLD // 2 + 1)
+    out = tmp_path / "generated"
+    options = api.Options(paths=[specs], stamp=False, out=out, jobs=2)
+    with monkeypatch.context() as patched:  # the commit point, then nothing: a kill -9 there
+        patched.setattr(Staging, "commit", lambda staging, removes: staging.journal(removes))
+        written = api.write(api.check(options, api.Mode.FULL), api.Mode.FULL)
+    assert written.rendered >= PARALLEL_THRESHOLD
+    assert (out / TXN / "journal.json").is_file()
+    assert api.write(api.check(api.Options(paths=[specs], stamp=False, out=out, jobs=1))).stale is False
+    expected = tmp_path / "expected"
+    api.write(api.check(api.Options(paths=[specs], stamp=False, out=expected, jobs=1), api.Mode.FULL))
+    assert read_tree(out) == read_tree(expected)
+    assert not (out / TXN).exists()
