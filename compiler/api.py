@@ -266,7 +266,7 @@ def write(
                     project = _checked_again(project)
                     compiled = render(project, previous, reuse=mode is Mode.UPDATE, sink=staging)
                 refuse_in_the_way(out, compiled.listing, previous.foreign)
-                changes = changes_of(staging.listing, compiled.kept, existing)
+                changes = changes_of(compiled.listing, compiled.kept, existing)
                 staging.commit(changes.removed)
     except OSError as err:  # full disk, permissions: nothing was committed, the old tree is intact
         raise OutputError(

@@ -17,6 +17,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import pickle
 import signal
 import stat
 from collections.abc import Generator, Iterable, Iterator
@@ -258,14 +259,14 @@ def _render(job: Job, sink: Sink) -> list[Rendered]:
     return rendered
 
 
-# In a worker process: the models of the compile that forked it, and where their files go.
-_forked: list[tuple[list[Job], Sink]] = []
+# In a worker process: where the files of the compile that forked it go.
+_forked: list[Sink] = []
 
 
-def _worker_start(parent: int, keep: frozenset[int], work: tuple[list[Job], Sink]) -> None:
+def _worker_start(parent: int, keep: frozenset[int], sink: Sink) -> None:
     """A worker dies with the compile that started it, and closes the directories it inherited
     (among them the output's lock, which a killed compile must not leave held by its workers)
-    except those the sink puts files into. `work` came with the fork: nothing is pickled."""
+    except those the sink puts files into. The sink came with the fork, not through a pipe."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
     if os.getppid() != parent:
@@ -276,52 +277,54 @@ def _worker_start(parent: int, keep: frozenset[int], work: tuple[list[Job], Sink
                 fd = int(entry.name)
                 if fd not in keep and stat.S_ISDIR(os.fstat(fd).st_mode):
                     os.close(fd)
-    _forked.append(work)
+    _forked.append(sink)
 
 
-def _render_range(start: int, stop: int) -> list[list[Rendered]]:
-    """In a worker: models start..stop of the forked work, their files put by the sink here."""
-    jobs, sink = _forked[0]
-    return [_render(job, sink) for job in jobs[start:stop]]
+def _render_batch(batch: bytes) -> list[list[Rendered]]:
+    """In a worker: a few models (pickled), their files put by the forked sink here."""
+    jobs: list[Job] = pickle.loads(batch)
+    return [_render(job, _forked[0]) for job in jobs]
 
 
 def render_in_order(jobs: list[Job], workers: int, sink: Sink) -> Generator[list[Rendered], None, None]:
     """Each model's files, in the order given, put by the sink in the process that rendered
-    them: in `workers` forked processes when there is enough work. A worker is told a range of
-    models (it has them all since the fork) and hands back digests and staged names, so
+    them: in `workers` forked processes when there is enough work. A worker gets a batch of
+    models pickled before the fork, a few kilobytes each: reading the objects it inherited,
+    or this process pickling them later, would write to them, and every page written is
+    copied out of the pages the processes share. It hands back digests and staged names, so
     nothing large crosses a pipe, and at most IN_FLIGHT batches per worker are pending."""
     if workers < 2 or len(jobs) < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
         for job in jobs:
             yield _render(job, sink)
         return
     size = max(1, min(BATCH, len(jobs) // (workers * 4)))
-    batches = iter([(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)])
+    batches = collections.deque(
+        pickle.dumps(jobs[start : start + size]) for start in range(0, len(jobs), size)
+    )
     keep = frozenset(sink.fds())
-    gc.freeze()  # the workers' collector leaves the inherited objects alone: their pages stay shared
+    # No collector, here or in the workers, walks the objects there are now while workers run:
+    # a walk writes to every object.
+    gc.freeze()
     try:
         pool = ProcessPoolExecutor(
             workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_worker_start,
-            initargs=(os.getpid(), keep, (jobs, sink)),
+            initargs=(os.getpid(), keep, sink),
         )
-        pending: collections.deque[Future[list[list[Rendered]]]] = collections.deque()
-        pending.append(pool.submit(_render_range, *next(batches)))  # forks the workers
+        try:
+            pending: collections.deque[Future[list[list[Rendered]]]] = collections.deque()
+            while batches and len(pending) < workers * IN_FLIGHT:
+                pending.append(pool.submit(_render_batch, batches.popleft()))
+            while pending:
+                results = pending.popleft().result()
+                if batches:
+                    pending.append(pool.submit(_render_batch, batches.popleft()))
+                yield from results
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         gc.unfreeze()
-    try:
-        for batch in batches:
-            pending.append(pool.submit(_render_range, *batch))
-            if len(pending) >= workers * IN_FLIGHT:
-                break
-        while pending:
-            results = pending.popleft().result()
-            following = next(batches, None)
-            if following is not None:
-                pending.append(pool.submit(_render_range, *following))
-            yield from results
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _recorded(

@@ -449,8 +449,7 @@ class Staging:
     def __init__(self, out: Output, existing: Mapping[str, str]) -> None:
         self.out = out
         self.existing = existing
-        self.listing: dict[str, str] = {}  # every file added: path -> sha256
-        self.staged: dict[str, str] = {}  # path -> its name in the staging area
+        self.staged: dict[str, str] = {}  # path -> sha256 of the files staged (named _staged_name)
         self._fds: list[int] | None = None  # the output, the staging area, its files
         self._stack = contextlib.ExitStack()
 
@@ -465,8 +464,6 @@ class Staging:
 
     def add(self, path: str, content: bytes) -> None:
         """One file, staged by this process."""
-        if path in self.listing:
-            raise ValueError(f"two outputs want the same path {path!r}")
         sha = digest(content)
         self.took(path, sha, self.put(path, content, sha))
 
@@ -476,22 +473,20 @@ class Staging:
 
     def put(self, path: str, content: bytes, sha: str) -> Placed:
         """Stage the file unless the tree has these bytes already; its name there, or None. May
-        run in a forked worker: it changes nothing but the staging area (names are the path's
-        digest, so processes never pick the same one)."""
+        run in a forked worker: it changes nothing but the staging area (names come from the
+        path, so processes never pick the same one)."""
         _inside(self.out.path, path)
         if self.existing.get(path) == sha:
             return None
-        name = digest(path.encode())
+        name = _staged_name(path)
         _create(self._open()[2], name, content)
         return name
 
     def took(self, path: str, sha: str, placed: Placed) -> None:
-        """Record a file that `put` handled, in the compile's process."""
-        if path in self.listing:
-            raise ValueError(f"two outputs want the same path {path!r}")
-        self.listing[path] = sha
-        if isinstance(placed, str):
-            self.staged[path] = placed
+        """Record a file that `put` handled, in the compile's process (the caller lists every
+        file, and refuses a path given twice)."""
+        if placed is not None:
+            self.staged[path] = sha
 
     def _open(self) -> list[int]:
         if self._fds is None:
@@ -510,9 +505,9 @@ class Staging:
             _inside(self.out.path, relative)
         if not self.staged and not removes:
             return False
-        _check_targets(self.out, {path: self.listing[path] for path in self.staged}, removes, self.existing)
+        _check_targets(self.out, self.staged, removes, self.existing)
         txn = self._open()[1]
-        writes = [[path, self.staged[path]] for path in sorted(self.staged, key=_manifest_last)]
+        writes = [[path, _staged_name(path)] for path in sorted(self.staged, key=_manifest_last)]
         pending = JOURNAL + ".tmp"
         _create(txn, pending, json.dumps({"writes": writes, "removes": sorted(removes)}).encode())
         os.rename(pending, JOURNAL, src_dir_fd=txn, dst_dir_fd=txn)  # the commit point
@@ -542,6 +537,11 @@ def stage(out: Output, writes: Mapping[str, bytes], removes: list[str], existing
         for relative, content in writes.items():
             staging.add(relative, content)
         staging.journal(removes)
+
+
+def _staged_name(path: str) -> str:
+    """The name a file is staged under: its path's digest, the same in every process."""
+    return digest(path.encode())
 
 
 def _manifest_last(path: str) -> tuple[bool, str]:
