@@ -124,3 +124,13 @@ spec:
 
 def spec_text(name: str = "demo-model") -> str:
     return BASE_SPEC.format(name=name)
+
+
+def many_specs(root: Path, count: int) -> Path:
+    """A project under `root` with `count` specs (two environments each); its specs directory."""
+    specs = root / "specs"
+    specs.mkdir(parents=True)
+    shutil.copy(SPECS / "modelops.yaml", specs / "modelops.yaml")
+    for i in range(count):
+        (specs / f"m{i:03d}.yaml").write_text(spec_text(f"m{i:03d}"))
+    return specs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from compiler import api
 from compiler.bundle.writer import TXN, Staging, read_tree
 from compiler.compile import PARALLEL_THRESHOLD
 from compiler.serialize import _Dumper, to_yaml
-from tests.conftest import SPECS, spec_text
+from tests.conftest import many_specs
 
 _SCALARS = st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none())
 _DOCS = st.recursive(
@@ -78,21 +77,12 @@ def test_serialising_many_distinct_long_texts_keeps_none_of_them() -> None:
     assert held < 500_000, f"{held} bytes still held after serialising {written}"
 
 
-def _many(root: Path, count: int) -> Path:
-    specs = root / "specs"
-    specs.mkdir(parents=True)
-    shutil.copy(SPECS / "modelops.yaml", specs / "modelops.yaml")
-    for i in range(count):
-        (specs / f"m{i:03d}.yaml").write_text(spec_text(f"m{i:03d}"))
-    return specs
-
-
 def test_a_journal_committed_by_a_parallel_compile_is_replayed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Worker processes stage the files they render; a compile stopped right after its commit
     point leaves them and a journal, and the next compile (one process) finishes the tree."""
-    specs = _many(tmp_path, PARALLEL_THRESHOLD // 2 + 1)
+    specs = many_specs(tmp_path, PARALLEL_THRESHOLD // 2 + 1)
     out = tmp_path / "generated"
     options = api.Options(paths=[specs], stamp=False, out=out, jobs=2)
     with monkeypatch.context() as patched:  # the commit point, then nothing: a kill -9 there

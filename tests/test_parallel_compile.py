@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +14,7 @@ from compiler import api
 from compiler.bundle.writer import read_tree
 from compiler.compile import PARALLEL_THRESHOLD
 from compiler.serialize import _Dumper, to_json, to_yaml
-from tests.conftest import SPECS, spec_text
-
-
-def _many(root: Path, count: int) -> Path:
-    """A project with `count` specs (two environments each)."""
-    specs = root / "specs"
-    specs.mkdir(parents=True)
-    shutil.copy(SPECS / "modelops.yaml", specs / "modelops.yaml")
-    for i in range(count):
-        (specs / f"m{i:03d}.yaml").write_text(spec_text(f"m{i:03d}"))
-    return specs
+from tests.conftest import many_specs, spec_text
 
 
 def _options(specs: Path, out: Path, jobs: int) -> api.Options:
@@ -33,7 +22,7 @@ def _options(specs: Path, out: Path, jobs: int) -> api.Options:
 
 
 def test_one_process_and_two_write_the_same_bytes(tmp_path: Path) -> None:
-    specs = _many(tmp_path, PARALLEL_THRESHOLD // 2 + 1)  # enough models for the worker pool
+    specs = many_specs(tmp_path, PARALLEL_THRESHOLD // 2 + 1)  # enough models for the worker pool
     for jobs in (1, 2):
         options = _options(specs, tmp_path / f"jobs{jobs}", jobs)
         written = api.write(api.check(options, api.Mode.FULL), api.Mode.FULL)
@@ -44,7 +33,7 @@ def test_one_process_and_two_write_the_same_bytes(tmp_path: Path) -> None:
 
 
 def test_check_renders_nothing_unchanged_and_still_finds_edits_by_hand(tmp_path: Path) -> None:
-    specs = _many(tmp_path, 2)
+    specs = many_specs(tmp_path, 2)
     out = tmp_path / "generated"
     options = _options(specs, out, 1)
     api.write(api.check(options, api.Mode.FULL), api.Mode.FULL)

@@ -95,6 +95,14 @@ def eventually(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
+def assert_every_row_compared(text: str, *, disagreeing: int) -> None:
+    """Every holdout row was shadowed (none dropped, none failed), `disagreeing` of them differ."""
+    assert sample("modelops_shadow_dropped_total", text, candidate=CANDIDATE) == 0
+    assert comparisons(text, "agree") == HOLDOUT - disagreeing
+    assert comparisons(text, "disagree") == disagreeing
+    assert comparisons(text, "error") == 0
+
+
 def settled(runtime: Runtime, rows: int) -> str:
     """The scrape once the worker has compared `rows` rows."""
     eventually(
@@ -245,10 +253,7 @@ def test_classifier_agreement_counts_match_a_direct_comparison_on_the_holdout(tm
     with running(with_shadow(CREDIT, *save(candidate, tmp_path / "c.skops")), tmp_path) as runtime:
         send_in_chunks(runtime, CREDIT, rows)
         text = settled(runtime, HOLDOUT)
-    assert sample("modelops_shadow_dropped_total", text, candidate=CANDIDATE) == 0
-    assert comparisons(text, "agree") == HOLDOUT - differ
-    assert comparisons(text, "disagree") == differ
-    assert comparisons(text, "error") == 0
+    assert_every_row_compared(text, disagreeing=differ)
 
 
 def test_regressor_agreement_counts_match_a_direct_comparison_on_the_holdout(tmp_path: Path) -> None:
@@ -269,10 +274,7 @@ def test_regressor_agreement_counts_match_a_direct_comparison_on_the_holdout(tmp
     with running(config, tmp_path) as runtime:
         send_in_chunks(runtime, LOAN, rows)
         text = settled(runtime, HOLDOUT)
-    assert sample("modelops_shadow_dropped_total", text, candidate=CANDIDATE) == 0
-    assert comparisons(text, "agree") == HOLDOUT - beyond
-    assert comparisons(text, "disagree") == beyond
-    assert comparisons(text, "error") == 0
+    assert_every_row_compared(text, disagreeing=beyond)
     total = sample("modelops_shadow_difference_sum", text, candidate=CANDIDATE)
     assert total == pytest.approx(differences.sum())
 

@@ -21,7 +21,6 @@ from compiler.targets.prometheus.promql import number, selector
 from compiler.targets.prometheus.recording import RecordingRule
 
 # The series each kind of distribution records (the names live in the metrics contract).
-Names = contract.DriftSeries
 FEATURES = contract.FEATURE_DRIFT
 PREDICTIONS = contract.PREDICTION_DRIFT
 
@@ -30,7 +29,7 @@ PREDICTIONS = contract.PREDICTION_DRIFT
 class Distribution:
     """One baseline: a feature's (`feature` set) or the predictions' (`feature` None)."""
 
-    names: Names
+    names: contract.DriftSeries
     feature: str | None
     bins: tuple[str, ...]
     shares: tuple[float, ...]  # the baseline's, floored as PSI floors them
@@ -51,7 +50,7 @@ def distributions(model: ResolvedModel) -> list[Distribution]:
         return []
     warning = drift.psi.warning
 
-    def one(names: Names, feature: str | None, baseline: FeatureBaseline) -> Distribution:
+    def one(names: contract.DriftSeries, feature: str | None, baseline: FeatureBaseline) -> Distribution:
         bins = bin_labels(baseline.edges, baseline.categories)
         guard = drift.minSamples if drift.minSamples is not None else min_samples(len(bins), warning)
         return Distribution(names, feature, tuple(bins), tuple(map(floored, baseline.proportions)), guard)
@@ -138,7 +137,7 @@ class DriftAlert:
     severity: str
     kind: str  # its text and its promtool scenario
     threshold: float
-    names: Names
+    names: contract.DriftSeries
 
 
 DRIFT_FOR = "15m"
