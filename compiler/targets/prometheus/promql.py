@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import lru_cache
 
 from compiler.spec.types import decimal_text
 
 
+@lru_cache(maxsize=8192)
 def string_literal(value: str) -> str:
-    """A double-quoted PromQL string literal for any text (backslash, quote, control chars)."""
+    """A double-quoted PromQL string literal for any text (backslash, quote, control chars).
+    Remembered: every model's rules quote the same few names hundreds of times."""
     escaped = (
         value.replace("\\", "\\\\")
         .replace('"', '\\"')
@@ -22,8 +25,13 @@ def string_literal(value: str) -> str:
 
 def matchers(labels: Mapping[str, str], **extra: str) -> str:
     """`{a="x",b="y"}` with every value escaped; `extra` values are written as given (regexes)."""
-    parts = [f"{name}={string_literal(value)}" for name, value in labels.items()]
-    parts += [f"{name}{op_value}" for name, op_value in extra.items()]
+    return _matchers(tuple(labels.items()), tuple(extra.items()))
+
+
+@lru_cache(maxsize=8192)
+def _matchers(labels: tuple[tuple[str, str], ...], extra: tuple[tuple[str, str], ...]) -> str:
+    parts = [f"{name}={string_literal(value)}" for name, value in labels]
+    parts += [f"{name}{op_value}" for name, op_value in extra]
     return "{" + ",".join(parts) + "}"
 
 
