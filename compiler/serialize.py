@@ -14,6 +14,7 @@ So the common shapes are written here directly, and everything else goes to thos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -303,8 +304,20 @@ _JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_N
 _EXPONENT = re.compile(r"[0-9]e-")
 
 
-def to_json(obj: Any) -> bytes:
-    """Indented, key-sorted JSON and a newline: json.dumps's bytes, mostly written by orjson."""
+# What orjson writes for a float below 1e-4 (json writes 1e-05 where orjson writes 0.00001); a
+# string that holds the same text only sends the document the slower way.
+_ORJSON_SMALL_FLOAT = re.compile(rb"[0-9]e-|0\.0000")
+
+
+def to_json(obj: Any, *, finite: bool = False) -> bytes:
+    """Indented, key-sorted JSON and a newline: json.dumps's bytes, mostly written by orjson.
+    `finite`: the caller vouches that no float in `obj` is NaN or infinite (data orjson read,
+    which has none), so json need not look for them first: two thirds of the cost."""
+    if finite:
+        with contextlib.suppress(orjson.JSONEncodeError):
+            text = orjson.dumps(obj, option=_JSON_OPTIONS)
+            if _ORJSON_SMALL_FLOAT.search(text) is None:
+                return text
     try:
         compact = json.dumps(obj, allow_nan=False, ensure_ascii=False)  # C speed: finds NaN
         if _EXPONENT.search(compact) is None:  # no float below 1e-4 (nor such text)

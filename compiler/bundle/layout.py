@@ -80,7 +80,7 @@ def model_documents(job: Job) -> list[ModelDocument]:
     docs: list[ModelDocument] = [(r.filename, r.body, True) for r in render_model(model, stamp)]
     groups = rule_groups(model, model.alerting)
     dashboard = model_dashboard(model, list(environments))
-    dashboard_json = to_json(dashboard)  # once: dashboard.json, and the text its ConfigMap holds
+    dashboard_json = to_json(dashboard, finite=True)  # once: dashboard.json, and the text its ConfigMap holds
     uid = model_dashboard_uid(model.environment, model.name)
     docs += [
         ("model-card.md", {"markdown": model_card(model, alerts_of(groups))}, False),
@@ -240,7 +240,9 @@ def _overview(
     environments: tuple[tuple[str, str], ...],
 ) -> list[str]:
     """The environment's overview dashboard, beside the namespace's model directories."""
-    dashboard = to_json(overview_dashboard(environment, namespace, model_count, list(environments)))
+    dashboard = to_json(
+        overview_dashboard(environment, namespace, model_count, list(environments)), finite=True
+    )
     uid = overview_dashboard_uid(environment)
     configmap = overview_config_map(environment, namespace, project.metadata.name, dashboard.decode(), uid)
     bundle.add(f"{environment}/{namespace}/overview-dashboard.json", dashboard)

@@ -6,6 +6,7 @@ so panels are placed by one small grid cursor and tests verify no two overlap.
 
 from __future__ import annotations
 
+import operator
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,19 @@ GRID_WIDTH = 24
 # namespace, which every query selects on.
 ENVIRONMENT_VARIABLE = "environment"
 RATE = "$__rate_interval"
+# Parts every dashboard has alike, built once: a builder's `build()` hands back the same model
+# object each time, which is safe to share because nothing edits a panel once it is built, and
+# `_to_dict` writes every occurrence out as a fresh copy.
+_LEGEND = (
+    common_builders.VizLegendOptions()
+    .show_legend(True)
+    .display_mode(common_models.LegendDisplayMode.LIST)
+    .placement(common_models.LegendPlacement.BOTTOM)
+)
+_THRESHOLD_LINES = common_builders.GraphThresholdsStyleConfig().mode(
+    common_models.GraphThresholdsStyleMode.LINE
+)
+_DATASOURCE_VARIABLE = dash.DatasourceVariable("datasource").label("Data source").type("prometheus")
 
 
 class _Grid:
@@ -81,6 +95,10 @@ def _thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
     )
 
 
+# An error budget's colours, alike on every dashboard (shared as _LEGEND is).
+_BUDGET_THRESHOLDS = _thresholds((None, "red"), (0.0, "orange"), (0.25, "green"))
+
+
 def _timeseries(
     title: str, queries: list[prometheus.Dataquery], unit: str, grid: _Grid, w: int = 12, h: int = 8
 ) -> timeseries.Panel:
@@ -90,12 +108,7 @@ def _timeseries(
         .datasource(DATASOURCE)
         .unit(unit)
         .grid_pos(grid.place(w, h))
-        .legend(
-            common_builders.VizLegendOptions()
-            .show_legend(True)
-            .display_mode(common_models.LegendDisplayMode.LIST)
-            .placement(common_models.LegendPlacement.BOTTOM)
-        )
+        .legend(_LEGEND)
     )
     for index, query in enumerate(queries):
         panel = panel.with_target(query.ref_id(chr(ord("A") + index)))
@@ -104,9 +117,7 @@ def _timeseries(
 
 def _with_lines(panel: timeseries.Panel, *steps: tuple[float | None, str]) -> timeseries.Panel:
     """The panel with its thresholds drawn as lines: an SLO threshold, an alert's limit."""
-    return panel.thresholds(_thresholds(*steps)).thresholds_style(
-        common_builders.GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.LINE)
-    )
+    return panel.thresholds(_thresholds(*steps)).thresholds_style(_THRESHOLD_LINES)
 
 
 def _stat(
@@ -131,9 +142,7 @@ def _stat(
 def _variables(board: dash.Dashboard, environments: list[tuple[str, str]], current: str) -> dash.Dashboard:
     """Datasource, and environment (shown by name, its value the namespace queries select)."""
     namespace = dict(environments)[current]
-    return board.with_variable(
-        dash.DatasourceVariable("datasource").label("Data source").type("prometheus")
-    ).with_variable(
+    return board.with_variable(_DATASOURCE_VARIABLE).with_variable(
         dash.CustomVariable(ENVIRONMENT_VARIABLE)
         .label("Environment")
         .values(", ".join(f"{name} : {ns}" for name, ns in environments))
@@ -159,12 +168,13 @@ def _budget_left(slo: str, labels: str, grid: _Grid) -> stat.Panel:
         f"{contract.ERROR_BUDGET_REMAINING}{{{labels}}}",
         "percentunit",
         grid,
-        _thresholds((None, "red"), (0.0, "orange"), (0.25, "green")),
+        _BUDGET_THRESHOLDS,
     )
 
 
 def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -> dict[str, Any]:
-    """The per-model dashboard: traffic, latency against the SLO, budget, drift, predictions."""
+    """The per-model dashboard: traffic, latency against the SLO, budget, drift, predictions.
+    Plain data as orjson reads it (_to_dict), so no float in it is NaN or infinite."""
     name = model.name
     grid = _Grid()
     board = (
@@ -256,12 +266,12 @@ def model_dashboard(model: ResolvedModel, environments: list[tuple[str, str]]) -
             )
             board = board.with_panel(_budget_left(slo.name, labels, grid))
         for slo in model_slos:
-            labels = _slo_labels(name, slo.name)
+            labels, budget = _slo_labels(name, slo.name), number(slo.budget)
             board = board.with_panel(
                 _timeseries(
                     f"{slo.name.capitalize()} burn rate (1 spends the budget in exactly {period})",
                     [
-                        _query(f"{sli_error_ratio(w.text)}{{{labels}}} / {number(slo.budget)}", w.text)
+                        _query(f"{sli_error_ratio(w.text)}{{{labels}}} / {budget}", w.text)
                         for w in BURN_RATE_PANEL_WINDOWS
                     ],
                     "none",
@@ -497,13 +507,13 @@ def _quality_panels(board: dash.Dashboard, model: ResolvedModel, grid: _Grid) ->
             _stat(f"{slo.describe.capitalize()} over {period}", value, unit, grid, _thresholds(*steps))
         )
         board = board.with_panel(_budget_left(slo.metric, labels, grid))
-        windows = pairs_of(quality)
+        windows, budget = pairs_of(quality), number(slo.budget)
         board = board.with_panel(
             _timeseries(
                 f"{slo.metric.capitalize()} burn rate and labels received (guard: {quality.minFeedback})",
                 [
                     _query(
-                        f"{sli_error_ratio(p.long.text)}{{{labels}}} / {number(slo.budget)}",
+                        f"{sli_error_ratio(p.long.text)}{{{labels}}} / {budget}",
                         p.long.text,
                         ref=ref,
                     )
@@ -520,7 +530,8 @@ def _quality_panels(board: dash.Dashboard, model: ResolvedModel, grid: _Grid) ->
 def overview_dashboard(
     environment: str, namespace: str, model_count: int, environments: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    """One page per environment: every model's SLO status and error budget."""
+    """One page per environment: every model's SLO status and error budget (plain data, as
+    model_dashboard's)."""
     grid = _Grid()
     board = (
         dash.Dashboard(f"Model SLOs ({environment})")
@@ -557,17 +568,15 @@ def overview_dashboard(
     return _to_dict(board)
 
 
+_SDK_TO_JSON = operator.methodcaller("to_json")
+
+
 def _to_dict(board: dash.Dashboard) -> dict[str, Any]:
     """The built dashboard as plain data, as the SDK's JSON encoder would write it (each SDK
     object through its `to_json`, enums as their values). orjson does the walk in C: a third
-    of a dashboard's cost was this conversion through `json`. orjson would write a NaN as null,
-    but no number in a dashboard can be one: the spec's numbers are checked finite."""
-    result: dict[str, Any] = orjson.loads(orjson.dumps(board.build(), default=_sdk_object))
+    of a dashboard's cost was this conversion through `json`. The `default` it calls for each
+    of a dashboard's ~200 SDK objects is a C callable too (a value without `to_json` fails as
+    not JSON serializable). orjson would write a NaN as null, but no number in a dashboard can
+    be one: the spec's numbers are checked finite."""
+    result: dict[str, Any] = orjson.loads(orjson.dumps(board.build(), default=_SDK_TO_JSON))
     return result
-
-
-def _sdk_object(value: Any) -> Any:
-    to_json = getattr(value, "to_json", None)
-    if not callable(to_json):
-        raise TypeError(f"a dashboard value the SDK cannot write: {value!r}")
-    return to_json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from compiler.resolve.resolved import ResolvedModel
 from compiler.stamp import Stamp
@@ -12,11 +13,14 @@ GROUP = "modelops.dev"
 SOURCE_ANNOTATION = f"{GROUP}/source"
 COMMIT_ANNOTATION = f"{GROUP}/commit"
 CONFIG_CHECKSUM_ANNOTATION = f"{GROUP}/config-checksum"
+_NOT_IN_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+@lru_cache(maxsize=1024)
 def label_value(text: str) -> str:
-    """A valid label value from free text (a version's '+build' is not allowed in labels)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63]
+    """A valid label value from free text (a version's '+build' is not allowed in labels).
+    Remembered: each of a model's objects labels its version."""
+    cleaned = _NOT_IN_LABEL_VALUE.sub("_", text)[:63]
     return cleaned.strip("_.-")
 
 
@@ -29,19 +33,16 @@ def selector_labels(model: ResolvedModel) -> dict[str, str]:
 
 
 def common_labels(model: ResolvedModel, component: str = "model-server") -> dict[str, str]:
-    labels = dict(model.labels)
-    labels.update(selector_labels(model))
-    labels.update(
-        {
-            "app.kubernetes.io/version": label_value(model.model.version.text),
-            "app.kubernetes.io/component": component,
-            "app.kubernetes.io/part-of": model.project,
-            "app.kubernetes.io/managed-by": MANAGED_BY,
-            f"{GROUP}/team": model.team,
-            f"{GROUP}/environment": model.environment,
-        }
-    )
-    return labels
+    return {
+        **model.labels,
+        **selector_labels(model),
+        "app.kubernetes.io/version": label_value(model.model.version.text),
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": model.project,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        f"{GROUP}/team": model.team,
+        f"{GROUP}/environment": model.environment,
+    }
 
 
 def common_annotations(model: ResolvedModel, stamp: Stamp) -> dict[str, str]:

@@ -33,7 +33,7 @@ RUNTIME_UID = 10001
 HEALTH_LIVE = "/v2/health/live"
 HEALTH_READY = "/v2/health/ready"
 MODEL_CACHE_DIR = "/var/lib/modelops"
-DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+DEFAULT_REQUESTS = {"cpu": Quantity.parse("100m"), "memory": Quantity.parse("256Mi")}
 # Container logs count against the pod's ephemeral storage: the kubelet keeps 5 files of 10Mi
 # by default. The root filesystem is read-only, so the container writes nothing else.
 LOG_ALLOWANCE = Quantity.parse("64Mi")
@@ -82,7 +82,7 @@ def service_account(model: ResolvedModel, stamp: Stamp) -> Obj:
 
 
 def config_map(model: ResolvedModel, stamp: Stamp) -> Obj:
-    memory_limit = int(Quantity.parse(_resources(model)["limits"]["memory"]).value)
+    memory_limit = int(_resource_quantities(model)["limits"]["memory"].value)
     config = to_json(runtime_config_for(model, memory_limit).model_dump(mode="json")).decode()
     return _model_object(
         model, stamp, "v1", "ConfigMap", {"data": {CONFIG_KEY: config}}, name=f"{model.name}-config"
@@ -103,29 +103,36 @@ def versioned_config_map(model: ResolvedModel, stamp: Stamp) -> Obj:
 
 
 def _resources(model: ResolvedModel) -> Obj:
+    return {
+        kind: {name: quantity.text for name, quantity in quantities.items()}
+        for kind, quantities in _resource_quantities(model).items()
+    }
+
+
+def _resource_quantities(model: ResolvedModel) -> dict[str, dict[str, Quantity]]:
+    """The container's requests and limits, compared as quantities and written as the spec
+    spells them (a default, in its own spelling)."""
     spec = model.serving.resources
-    requests: dict[str, str] = dict(DEFAULT_REQUESTS)
-    limits: dict[str, str] = {}
+    requests = dict(DEFAULT_REQUESTS)
+    limits: dict[str, Quantity] = {}
     for name, request, limit in (
         ("cpu", spec.requests.cpu, spec.limits.cpu),
         ("memory", spec.requests.memory, spec.limits.memory),
         ("ephemeral-storage", spec.requests.ephemeral_storage, spec.limits.ephemeral_storage),
     ):
         if request is not None:
-            requests[name] = request.text
+            requests[name] = request
         if limit is not None:
-            limits[name] = limit.text
+            limits[name] = limit
     # Without a memory limit one leaking pod can starve its node: default it to the request.
     limits.setdefault("memory", requests["memory"])
     # The scratch volumes live on the node's disk: reserve what they may hold, and cap it, so
     # the scheduler never overcommits a node into disk-pressure evictions.
-    requests.setdefault("ephemeral-storage", ephemeral_storage(model))
-    limits.setdefault(
-        "ephemeral-storage",
-        max(Quantity.parse(requests["ephemeral-storage"]), Quantity.parse(ephemeral_storage(model))).text,
-    )
+    scratch = Quantity.parse(ephemeral_storage(model))
+    requests.setdefault("ephemeral-storage", scratch)
+    limits.setdefault("ephemeral-storage", max(requests["ephemeral-storage"], scratch))
     for name in ("memory", "ephemeral-storage"):
-        if Quantity.parse(limits[name]) < Quantity.parse(requests[name]):
+        if limits[name] < requests[name]:
             requests[name] = limits[name]
     return {"requests": requests, "limits": limits}
 
