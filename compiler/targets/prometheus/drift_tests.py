@@ -9,6 +9,7 @@ join or guard in the rules fails `promtool test rules`.
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 from typing import Any
 
 from compiler.metrics.drift import psi
@@ -34,9 +35,15 @@ def _all_in_one(baseline: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(1.0 if i == _corner(baseline) else 0.0 for i in range(len(baseline)))
 
 
+@lru_cache(maxsize=1024)
 def shifted(baseline: tuple[float, ...], target: float) -> tuple[float, ...] | None:
     """Shares moved from the baseline towards its least likely bin until PSI reaches `target`;
-    None when even all of the traffic in that bin stays below it."""
+    None when even all of the traffic in that bin stays below it.
+
+    Remembered: its 60 PSI evaluations cost more than the rest of a model's tests, and every
+    environment of a spec asks for the same shifts. Shares come from counts, never -0.0 (equal
+    to 0.0 for the cache, yet printed differently), so equal arguments give the same shares.
+    """
     corner = _corner(baseline)
 
     def mix(t: float) -> tuple[float, ...]:

@@ -7,7 +7,7 @@ through PromQL or Go-template escaping.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from compiler.metrics import contract
@@ -18,7 +18,7 @@ from compiler.spec.slo import SLI_WINDOWS, WindowPair, pairs
 from compiler.spec.types import Duration, Percentage
 from compiler.targets.links import dashboard_url
 from compiler.targets.prometheus import alert_text, drift_rules, quality_rules, shadow_rules
-from compiler.targets.prometheus.promql import go_template_literal, number, percent, selector
+from compiler.targets.prometheus.promql import go_template_literal, matchers, number, percent, selector
 from compiler.targets.prometheus.recording import RecordingRule
 
 SloName = Literal["availability", "latency"]
@@ -89,51 +89,78 @@ def record_labels(model: ResolvedModel, slo: SloName) -> dict[str, str]:
     return {**scope(model), "environment": model.environment, "slo": slo}
 
 
-def alert_labels(model: ResolvedModel, severity: str, **extra: str) -> dict[str, str]:
-    labels = {k: go_template_literal(v) for k, v in sorted(model.monitoring.alerts.labels.items())}
-    labels.update(
-        {
-            "severity": severity,
+@dataclass(frozen=True)
+class _Alerting:
+    """What every alert of one model in one environment shares, worked out once per
+    rule_groups: the spec's labels (escaped, less those the environment drops), the
+    environment's severity replacements, and the runbook and dashboard links."""
+
+    model: ResolvedModel
+    spec_labels: dict[str, str]
+    severities: dict[str, str]
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, model: ResolvedModel, labelling: EnvironmentAlerts | None) -> _Alerting:
+        dropped = set(labelling.dropLabels) if labelling is not None else set()
+        spec_labels = {
+            k: go_template_literal(v)
+            for k, v in sorted(model.monitoring.alerts.labels.items())
+            if k not in dropped
+        }
+        severities = {str(k): str(v) for k, v in labelling.severity.items()} if labelling is not None else {}
+        links = {}
+        if model.monitoring.alerts.runbook:
+            links["runbook_url"] = go_template_literal(model.monitoring.alerts.runbook)
+        if (url := dashboard_url(model)) is not None:
+            links["dashboard_url"] = go_template_literal(url)
+        return cls(model, spec_labels, severities, links)
+
+    def labels(self, severity: str, **extra: str) -> dict[str, str]:
+        """The spec's labels, then modelops's own (which no environment can drop)."""
+        model = self.model
+        return {
+            **self.spec_labels,
+            "severity": self.severities.get(severity, severity),
             "team": model.team,
             "model": model.name,
             "namespace": model.namespace,
             "environment": model.environment,
             **extra,
         }
-    )
-    return labels
+
+    def annotations(self, kind: str, **context: Any) -> dict[str, str]:
+        model = self.model
+        summary, description = alert_text.render(
+            kind, {"model": model.name, "environment": model.environment, "team": model.team, **context}
+        )
+        return {"summary": summary, "description": description, **self.links}
 
 
-def _annotations(model: ResolvedModel, kind: str, **context: Any) -> dict[str, str]:
-    summary, description = alert_text.render(
-        kind, {"model": model.name, "environment": model.environment, "team": model.team, **context}
-    )
-    result = {"summary": summary, "description": description}
-    if model.monitoring.alerts.runbook:
-        result["runbook_url"] = go_template_literal(model.monitoring.alerts.runbook)
-    if (url := dashboard_url(model)) is not None:
-        result["dashboard_url"] = go_template_literal(url)
-    return result
-
-
-def _sli_error_expr(model: ResolvedModel, slo: SloName, window: Duration) -> str:
+def _sli_error_exprs(model: ResolvedModel, slo: SloName) -> list[str]:
+    """The SLI's error ratio over each of SLI_WINDOWS (its selectors written once)."""
     labels = scope(model)
-    w = window.text
     if slo == "availability":
         requests = contract.REQUESTS.total
         errors = selector(requests, labels, code='=~"5.."')
-        return f"(sum(rate({errors}[{w}])) or vector(0))\n/\nsum(rate({selector(requests, labels)}[{w}]))"
+        total = selector(requests, labels)
+        return [
+            f"(sum(rate({errors}[{w.text}])) or vector(0))\n/\nsum(rate({total}[{w.text}]))"
+            for w in SLI_WINDOWS
+        ]
     threshold = model.monitoring.slo.latency.threshold.seconds  # type: ignore[union-attr]
     fast = selector(contract.REQUEST_DURATION.bucket, labels, le=f'="{le_label(threshold)}"')
     total = selector(contract.REQUEST_DURATION.count, labels)
-    return f"1 - (\n  sum(rate({fast}[{w}]))\n  /\n  sum(rate({total}[{w}]))\n)"
+    return [
+        f"1 - (\n  sum(rate({fast}[{w.text}]))\n  /\n  sum(rate({total}[{w.text}]))\n)" for w in SLI_WINDOWS
+    ]
 
 
 def _slo_recording_rules(model: ResolvedModel, slo: Slo, period: Duration) -> list[RecordingRule]:
     labels = record_labels(model, slo.name)
     rules = [
-        RecordingRule(sli_error_ratio(window.text), _sli_error_expr(model, slo.name, window), labels)
-        for window in SLI_WINDOWS
+        RecordingRule(sli_error_ratio(window.text), expr, labels)
+        for window, expr in zip(SLI_WINDOWS, _sli_error_exprs(model, slo.name), strict=True)
     ]
     short = selector(sli_error_ratio("5m"), labels)
     rules.append(
@@ -155,51 +182,53 @@ def _slo_recording_rules(model: ResolvedModel, slo: Slo, period: Duration) -> li
     return rules
 
 
-def _burn_condition(model: ResolvedModel, slo: Slo, pair: WindowPair, period: Duration) -> str:
-    labels = record_labels(model, slo.name)
-    threshold = f"({number(pair.factor(period))} * {number(slo.budget)})"
-    long = selector(sli_error_ratio(pair.long.text), labels)
-    short = selector(sli_error_ratio(pair.short.text), labels)
+def _burn_condition(ratio: str, pair: WindowPair, threshold: str) -> str:
+    """Both windows of the pair above the threshold; `ratio` is the SLI series' matchers."""
+    long = sli_error_ratio(pair.long.text) + ratio
+    short = sli_error_ratio(pair.short.text) + ratio
     return f"(\n  {long} > {threshold}\n  and\n  {short} > {threshold}\n)"
 
 
-def _slo_alerts(model: ResolvedModel, slo: Slo, period: Duration) -> list[AlertRule]:
+def _slo_alerts(alerting: _Alerting, slo: Slo, period: Duration) -> list[AlertRule]:
+    model = alerting.model
     alerts = []
     title = slo.name.capitalize()
+    ratio = matchers(record_labels(model, slo.name))
+    budget = slo.budget
+    shown_budget, objective = number(budget), str(slo.target)
+    meaning = (
+        "Requests are failing (5xx)."
+        if slo.name == "availability"
+        else f"Requests are slower than {model.monitoring.slo.latency.threshold.text}."  # type: ignore[union-attr]
+    )
     for severity, suffix, label, kind in (
         ("page", "Fast", "critical", "slo-fast"),
         ("ticket", "Slow", "warning", "slo-slow"),
     ):
-        chosen = pairs(severity)  # type: ignore[arg-type]
-        expr = "\nor\n".join(_burn_condition(model, slo, pair, period) for pair in chosen)
+        chosen = [(p, p.factor(period)) for p in pairs(severity)]  # type: ignore[arg-type]
+        shown = [(p, number(factor)) for p, factor in chosen]
+        expr = "\nor\n".join(_burn_condition(ratio, p, f"({factor} * {shown_budget})") for p, factor in shown)
         described = " or ".join(
-            f"{number(p.budget_share * 100)}% in {p.long.text} (burn rate {number(p.factor(period))})"
-            for p in chosen
-        )
-        meaning = (
-            "Requests are failing (5xx)."
-            if slo.name == "availability"
-            else f"Requests are slower than {model.monitoring.slo.latency.threshold.text}."  # type: ignore[union-attr]
+            f"{number(p.budget_share * 100)}% in {p.long.text} (burn rate {factor})" for p, factor in shown
         )
         alerts.append(
             AlertRule(
                 alert=f"Model{title}BudgetBurn{suffix}",
                 expr=expr,
-                labels=alert_labels(model, label, slo=slo.name),
-                annotations=_annotations(
-                    model,
+                labels=alerting.labels(label, slo=slo.name),
+                annotations=alerting.annotations(
                     kind,
                     slo=slo.name,
                     pages=described,
-                    objective=str(slo.target),
+                    objective=objective,
                     period=period.text,
                     meaning=meaning,
                 ),
                 kind=kind,
                 params={
                     "slo": slo.name,
-                    "budget": slo.budget,
-                    "pairs": [(p.long.text, p.short.text, p.factor(period)) for p in chosen],
+                    "budget": budget,
+                    "pairs": [(p.long.text, p.short.text, factor) for p, factor in chosen],
                 },
             )
         )
@@ -207,7 +236,7 @@ def _slo_alerts(model: ResolvedModel, slo: Slo, period: Duration) -> list[AlertR
 
 
 def _warning(
-    model: ResolvedModel, kind: str, alert: str, expr: str, for_: str, threshold: float | None = None
+    alerting: _Alerting, kind: str, alert: str, expr: str, for_: str, threshold: float | None = None
 ) -> AlertRule:
     """A warning alert of the model; its summary and description are its kind's templates,
     given the threshold (a share) where the alert has one."""
@@ -216,24 +245,27 @@ def _warning(
         alert=alert,
         expr=expr,
         for_=for_,
-        labels=alert_labels(model, "warning"),
-        annotations=_annotations(model, kind, **shown),
+        labels=alerting.labels("warning"),
+        annotations=alerting.annotations(kind, **shown),
         kind=kind,
         params={} if threshold is None else {"threshold": threshold},
     )
 
 
-def _quality_alerts(model: ResolvedModel) -> list[AlertRule]:
+def _quality_alerts(alerting: _Alerting) -> list[AlertRule]:
+    model = alerting.model
     labels = scope(model)
     alerts: list[AlertRule] = []
     ratio = model.monitoring.alerts.invalidInputRatio
     invalid = selector(contract.INVALID_INPUTS.total, labels)
     requests = selector(contract.REQUESTS.total, labels)
     invalid_ratio = f"sum(rate({invalid}[10m]))\n/\nsum(rate({requests}[10m]))\n> {number(ratio)}"
-    alerts.append(_warning(model, "invalid-input", "ModelInvalidInputRatioHigh", invalid_ratio, "10m", ratio))
+    alerts.append(
+        _warning(alerting, "invalid-input", "ModelInvalidInputRatioHigh", invalid_ratio, "10m", ratio)
+    )
     info = selector(contract.MODEL_INFO.info, labels)
     no_traffic = f"(sum(rate({requests}[15m])) or vector(0)) == 0\nand on ()\ncount({info}) > 0"
-    alerts.append(_warning(model, "no-traffic", "ModelNoTraffic", no_traffic, "30m"))
+    alerts.append(_warning(alerting, "no-traffic", "ModelNoTraffic", no_traffic, "30m"))
     if model.model.task == "classification":
         predictions = selector(contract.PREDICTIONS.total, labels)
         collapse = (
@@ -242,11 +274,13 @@ def _quality_alerts(model: ResolvedModel) -> list[AlertRule]:
             f"and on ()\nsum(increase({predictions}[30m])) >= {COLLAPSE_MIN_PREDICTIONS}"
         )
         alerts.append(
-            _warning(model, "prediction-collapse", "ModelPredictionCollapse", collapse, "15m", COLLAPSE_SHARE)
+            _warning(
+                alerting, "prediction-collapse", "ModelPredictionCollapse", collapse, "15m", COLLAPSE_SHARE
+            )
         )
     mismatch = f"count(count by (version) ({info})) > 1"
     hold = version_mismatch_hold(model).text
-    alerts.append(_warning(model, "version-mismatch", "ModelVersionMismatch", mismatch, hold))
+    alerts.append(_warning(alerting, "version-mismatch", "ModelVersionMismatch", mismatch, hold))
     return alerts
 
 
@@ -265,39 +299,28 @@ def version_mismatch_hold(model: ResolvedModel) -> Duration:
 
 def rule_groups(model: ResolvedModel, labelling: EnvironmentAlerts | None = None) -> list[RuleGroup]:
     """Every rule group of the model; alert labels as the environment's `labelling` says."""
+    alerting = _Alerting.of(model, labelling)
     groups: list[RuleGroup] = []
     model_slos = slos(model)
     if model_slos:
         period = model.monitoring.slo.window  # type: ignore[union-attr]
         recording: list[RecordingRule | AlertRule] = []
-        alerting: list[RecordingRule | AlertRule] = []
+        alerts: list[RecordingRule | AlertRule] = []
         for slo in model_slos:
             recording.extend(_slo_recording_rules(model, slo, period))
-            alerting.extend(_slo_alerts(model, slo, period))
+            alerts.extend(_slo_alerts(alerting, slo, period))
         groups.append(RuleGroup(f"modelops-{model.name}-slo-recording", recording))
-        groups.append(RuleGroup(f"modelops-{model.name}-slo-alerts", alerting))
-    groups.append(RuleGroup(f"modelops-{model.name}-quality-alerts", list(_quality_alerts(model))))
-    groups.extend(_drift_groups(model))
-    groups.extend(_quality_slo_groups(model))
-    groups.extend(_shadow_groups(model))
-    return groups if labelling is None else [_relabelled(group, labelling) for group in groups]
+        groups.append(RuleGroup(f"modelops-{model.name}-slo-alerts", alerts))
+    groups.append(RuleGroup(f"modelops-{model.name}-quality-alerts", list(_quality_alerts(alerting))))
+    groups.extend(_drift_groups(alerting))
+    groups.extend(_quality_slo_groups(alerting))
+    groups.extend(_shadow_groups(alerting))
+    return groups
 
 
-def _relabelled(group: RuleGroup, labelling: EnvironmentAlerts) -> RuleGroup:
-    """The group with its alerts' severities replaced and the dropped labels left off."""
-    replaced: dict[str, str] = {str(k): str(v) for k, v in labelling.severity.items()}
-    rules: list[RecordingRule | AlertRule] = []
-    for rule in group.rules:
-        if isinstance(rule, AlertRule):
-            labels = {k: v for k, v in rule.labels.items() if k not in labelling.dropLabels}
-            labels["severity"] = replaced.get(labels["severity"], labels["severity"])
-            rule = replace(rule, labels=labels)
-        rules.append(rule)
-    return RuleGroup(group.name, rules)
-
-
-def _drift_groups(model: ResolvedModel) -> list[RuleGroup]:
+def _drift_groups(alerting: _Alerting) -> list[RuleGroup]:
     """PSI recorded from bin counters summed across pods (see drift_rules), and its alerts."""
+    model = alerting.model
     recorded = drift_rules.recordings(model)
     if not recorded or model.monitoring.drift is None:
         return []
@@ -307,8 +330,8 @@ def _drift_groups(model: ResolvedModel) -> list[RuleGroup]:
             alert=a.alert,
             expr=a.expr,
             for_=drift_rules.DRIFT_FOR,
-            labels=alert_labels(model, a.severity),
-            annotations=_annotations(model, a.kind, threshold=number(a.threshold), window=window),
+            labels=alerting.labels(a.severity),
+            annotations=alerting.annotations(a.kind, threshold=number(a.threshold), window=window),
             kind=a.kind,
             params={"threshold": a.threshold, "names": a.names},
         )
@@ -326,8 +349,9 @@ def alerts_of(groups: list[RuleGroup]) -> list[AlertRule]:
     return [rule for group in groups for rule in group.rules if isinstance(rule, AlertRule)]
 
 
-def _quality_slo_groups(model: ResolvedModel) -> list[RuleGroup]:
+def _quality_slo_groups(alerting: _Alerting) -> list[RuleGroup]:
     """Quality SLOs from ground truth (see quality_rules): SLIs, budget and burn-rate alerts."""
+    model = alerting.model
     quality = model.monitoring.quality
     recorded = quality_rules.recordings(model)
     if not recorded or quality is None:
@@ -336,9 +360,8 @@ def _quality_slo_groups(model: ResolvedModel) -> list[RuleGroup]:
         AlertRule(
             alert=a.alert,
             expr=a.expr,
-            labels=alert_labels(model, a.severity, slo=a.slo.metric),
-            annotations=_annotations(
-                model,
+            labels=alerting.labels(a.severity, slo=a.slo.metric),
+            annotations=alerting.annotations(
                 a.kind,
                 slo=a.slo.metric,
                 objective=a.slo.describe,
@@ -354,8 +377,9 @@ def _quality_slo_groups(model: ResolvedModel) -> list[RuleGroup]:
     return _recorded_groups(model, "quality-slo", recorded, alerts)
 
 
-def _shadow_groups(model: ResolvedModel) -> list[RuleGroup]:
+def _shadow_groups(alerting: _Alerting) -> list[RuleGroup]:
     """Shadow agreement recorded across pods (see shadow_rules), and its alerts."""
+    model = alerting.model
     recorded = shadow_rules.recordings(model)
     if not recorded:
         return []
@@ -364,8 +388,8 @@ def _shadow_groups(model: ResolvedModel) -> list[RuleGroup]:
             alert=a.alert,
             expr=a.expr,
             for_=shadow_rules.SHADOW_FOR,
-            labels=alert_labels(model, "warning"),
-            annotations=_annotations(model, a.kind, **a.text),
+            labels=alerting.labels("warning"),
+            annotations=alerting.annotations(a.kind, **a.text),
             kind=a.kind,
             params={"threshold": a.threshold},
         )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from compiler.metrics import contract
@@ -57,6 +59,8 @@ _TEMPLATE = re.compile(r'\{\{ \$labels\.(\w+) \}\}|\{\{ "\{\{" \}\}')
 
 def expand(text: str, labels: dict[str, str]) -> str:
     """What Prometheus makes of our annotation templates (the only actions we emit)."""
+    if "{{" not in text:  # most labels and annotations: nothing to expand
+        return text
     return _TEMPLATE.sub(lambda m: labels[m.group(1)] if m.group(1) else "{{", text)
 
 
@@ -83,28 +87,34 @@ def _labels(model: ResolvedModel, **extra: str) -> dict[str, str]:
     return {**scope(model), "version": model.model.version.text, **extra}
 
 
-def _slo_series(model: ResolvedModel, slo: str, segments: list[tuple[int, Decimal]]) -> list[dict[str, str]]:
+def _slo_series(model: ResolvedModel, slo: str) -> list[str]:
+    """The series an SLO's scenarios feed, in the order of _slo_values."""
+    if slo == "availability":
+        return [
+            contract.REQUESTS.total + matchers(_labels(model, code="200")),
+            contract.REQUESTS.total + matchers(_labels(model, code="500")),
+        ]
+    threshold = model.monitoring.slo.latency.threshold.seconds  # type: ignore[union-attr]
+    duration = contract.REQUEST_DURATION
+    return [
+        duration.bucket + matchers(_labels(model, le=le_label(threshold))),
+        duration.bucket + matchers(_labels(model, le="+Inf")),
+        duration.count + matchers(_labels(model)),
+    ]
+
+
+def _slo_values(slo: str, segments: list[tuple[int, Decimal]]) -> tuple[str, ...]:
     """Traffic of RATE_PER_MINUTE requests, with the given share of bad ones per segment.
 
     Shares are decimals so that good + bad is exactly the rate, whatever the share: a tight
     objective's share of 1e-10 must not vanish into the good requests' rounding.
     """
     rate = Decimal(RATE_PER_MINUTE)
-    good = [(n, float(rate - rate * e)) for n, e in segments]
-    bad = [(n, float(rate * e)) for n, e in segments]
-    total = [(n, RATE_PER_MINUTE) for n, _ in segments]
+    good = ramp(*[(n, float(rate - rate * e)) for n, e in segments])
     if slo == "availability":
-        return [
-            _series(contract.REQUESTS.total, _labels(model, code="200"), ramp(*good)),
-            _series(contract.REQUESTS.total, _labels(model, code="500"), ramp(*bad)),
-        ]
-    threshold = model.monitoring.slo.latency.threshold.seconds  # type: ignore[union-attr]
-    duration = contract.REQUEST_DURATION
-    return [
-        _series(duration.bucket, _labels(model, le=le_label(threshold)), ramp(*good)),
-        _series(duration.bucket, _labels(model, le="+Inf"), ramp(*total)),
-        _series(duration.count, _labels(model), ramp(*total)),
-    ]
+        return good, ramp(*[(n, float(rate * e)) for n, e in segments])
+    total = ramp(*[(n, RATE_PER_MINUTE) for n, _ in segments])
+    return good, total, total
 
 
 def _share(share: Decimal) -> str:
@@ -112,55 +122,81 @@ def _share(share: Decimal) -> str:
     return decimal_text(share * 100)
 
 
-def _slo_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
-    slo, budget = alert.params["slo"], alert.params["budget"]
-    factors = [factor for _, _, factor in alert.params["pairs"]]
+@dataclass(frozen=True)
+class _SloCase:
+    """An SLO scenario apart from the model: what _slo_series are fed, when it is evaluated."""
+
+    title: str  # the test's name, after the alert's
+    values: tuple[str, ...]  # per series of _slo_series
+    minutes: int
+    fires: bool
+
+
+@lru_cache(maxsize=256)
+def _slo_scenarios(slo: str, kind: str, budget: float, factors: tuple[float, ...]) -> tuple[_SloCase, ...]:
+    """An SLO alert's scenarios: the same for every model with the same objective and period,
+    so worked out once for them all. Remembered by value, which is safe as budgets and factors
+    are positive: no two equal keys print differently (as 0.0 and -0.0 would)."""
     # Decide with the floats Prometheus compares; build the shares in decimal from the rule's text.
     lowest_factor = min(factors, key=lambda f: burn_threshold(f, budget))
     lowest = Decimal(number(lowest_factor)) * Decimal(number(budget))
-    labels = record_labels(model, slo)
     # A constant share of bad requests gives every window the same ratio, so one hour of
     # input decides the case (longer windows only see less of it); it keeps promtool quick.
     minutes = 60
-    cases: list[Case] = []
+    cases: list[_SloCase] = []
     if burn_threshold(lowest_factor, budget) < 1:
         # Every request failing gives a ratio of exactly 1, above any threshold below 1.
         burning = min(Decimal(1), Decimal("1.25") * lowest)
         cases.append(
-            _case(
-                f"{alert.alert}: {_share(burning)}% bad requests burn the budget",
-                _slo_series(model, slo, [(minutes + 1, burning)]),
-                alert,
+            _SloCase(
+                f"{_share(burning)}% bad requests burn the budget",
+                _slo_values(slo, [(minutes + 1, burning)]),
                 minutes,
-                _expected(alert, labels),
+                fires=True,
             )
         )
         quiet = Decimal("0.8") * lowest
-        quiet_name = f"{alert.alert}: {_share(quiet)}% bad requests stay within the budget"
+        quiet_title = f"{_share(quiet)}% bad requests stay within the budget"
     else:
         # The objective leaves so much budget that even failing every request cannot reach
         # the threshold (validate warns): the alert must stay quiet through a total outage.
         quiet = Decimal(1)
-        quiet_name = f"{alert.alert}: every request fails, still under this objective's burn threshold"
-    cases.append(_case(quiet_name, _slo_series(model, slo, [(minutes + 1, quiet)]), alert, minutes, []))
+        quiet_title = "every request fails, still under this objective's burn threshold"
+    cases.append(_SloCase(quiet_title, _slo_values(slo, [(minutes + 1, quiet)]), minutes, fires=False))
     fastest_factor = max(factors)
     fastest = Decimal(number(fastest_factor)) * Decimal(number(budget))
-    if alert.kind == "slo-fast" and Decimal("1.25") * fastest < 1:
+    if kind == "slo-fast" and Decimal("1.25") * fastest < 1:
         # A burst as long as the fastest pair's long window (1h) after a clean 6h: the slower
         # page pair sees it diluted below its factor (0.02/0.05 x 1.25 = half of it), so only
         # the fastest pair can fire. A wrong factor or window on that pair fails this case.
         burst = Decimal("1.25") * fastest
         clean, hour = 360, 60
         cases.append(
-            _case(
-                f"{alert.alert}: a one-hour burst of {_share(burst)}% bad requests",
-                _slo_series(model, slo, [(clean, Decimal(0)), (hour + 1, burst)]),
-                alert,
+            _SloCase(
+                f"a one-hour burst of {_share(burst)}% bad requests",
+                _slo_values(slo, [(clean, Decimal(0)), (hour + 1, burst)]),
                 clean + hour,
-                _expected(alert, labels),
+                fires=True,
             )
         )
-    return cases
+    return tuple(cases)
+
+
+def _slo_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
+    slo = alert.params["slo"]
+    factors = tuple(factor for _, _, factor in alert.params["pairs"])
+    series = _slo_series(model, slo)
+    labels = record_labels(model, slo)
+    return [
+        _case(
+            f"{alert.alert}: {case.title}",
+            [{"series": name, "values": values} for name, values in zip(series, case.values, strict=True)],
+            alert,
+            case.minutes,
+            _expected(alert, labels) if case.fires else [],
+        )
+        for case in _slo_scenarios(slo, alert.kind, alert.params["budget"], factors)
+    ]
 
 
 def _invalid_input_cases(model: ResolvedModel, alert: AlertRule) -> list[Case]:
