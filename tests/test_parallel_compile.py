@@ -93,3 +93,14 @@ def test_yaml_is_pyyamls_bytes(doc: Any, share: bool) -> None:
 def test_json_is_json_dumps_bytes(doc: Any) -> None:
     expected = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
     assert to_json(doc) == expected
+    if "NaN" not in expected.decode() and "Infinity" not in expected.decode():  # what finite vouches for
+        assert to_json(doc, finite=True) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(["", "1e-5", "10.00001", "e-"]))
+def test_json_of_finite_floats_is_json_dumps_bytes(number: float, text: str) -> None:
+    """Floats of every size (orjson and json write those below 1e-4 differently), beside text
+    that looks like them."""
+    doc = {"number": number, "list": [number, text], "text": text}
+    assert to_json(doc, finite=True) == (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
