@@ -112,11 +112,14 @@ class Serialised(dict[str, Any]):
 
 
 def serialise(filename: str, document: dict[str, Any]) -> bytes:
-    """A document's bytes, made from the document (never the ones a Serialised carries)."""
+    """A document's bytes, made from the document (never the ones a Serialised carries) the way
+    compile makes them: a dashboard, plain data orjson read, holds no NaN."""
     if filename.endswith(".md"):
         text: str = document["markdown"]
         return text.encode()
-    return to_json(document) if filename.endswith(".json") else to_yaml(document)
+    if filename.endswith(".json"):
+        return to_json(document, finite=isinstance(document, Serialised))
+    return to_yaml(document)
 
 
 def model_files(job: Job) -> list[ModelFile]:
