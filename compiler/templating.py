@@ -27,12 +27,29 @@ def _bytecode_cache() -> BytecodeCache | None:
         return None
 
 
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, remembering its verdict per (type, attribute): the sandbox decides from
+    those alone (a leading underscore, a function's or frame's internals), and asking again for
+    every attribute a model card reads was most of the card's cost."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._verdicts: dict[tuple[type, str], bool] = {}  # as many as the templates read
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        key = (type(obj), attr)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = super().is_safe_attribute(obj, attr, value)
+        return verdict
+
+
 def sandboxed_templates(
     sources: dict[str, str], filters: Mapping[str, Callable[..., Any]] | None = None, **options: Any
 ) -> dict[str, Template]:
     """Every named source compiled (or loaded compiled) in one sandboxed environment; the
     filters are added before compiling, which rejects a template naming an unknown one."""
-    environment = SandboxedEnvironment(
+    environment = _Sandbox(
         loader=DictLoader(sources), bytecode_cache=_bytecode_cache(), autoescape=False, **options
     )
     environment.filters.update(filters or {})

@@ -14,12 +14,14 @@ import pytest
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
+from jinja2.exceptions import SecurityError
 
 from compiler.bundle.writer import read_tree
 from compiler.metrics import contract
 from compiler.spec.slo import SLI_WINDOWS, WINDOW_PAIRS
 from compiler.spec.types import Duration
 from compiler.targets.prometheus.promql import go_template_literal, string_literal
+from compiler.templating import sandboxed_templates
 from tests.conftest import REPO, Result, spec_text
 
 GENERATED = REPO / "generated"
@@ -330,3 +332,16 @@ def test_reserved_alert_labels_are_rejected(cli: Callable[..., Result], project:
     result = cli("validate", project / "specs")
     assert result.code == 1
     assert "alert label 'severity' is set by modelops itself" in result.out
+
+
+def test_the_sandbox_refuses_internals_every_time() -> None:
+    """The sandbox remembers its verdict per type and attribute: a refusal stays a refusal,
+    and an allowed attribute stays allowed, for every object of the type."""
+    templates = sandboxed_templates(
+        {"internal": "{{ f.__globals__ }}", "mro": "{{ t.mro() }}", "fine": "{{ s.upper() }}"}
+    )
+    for _ in range(2):
+        with pytest.raises(SecurityError):
+            templates["mro"].render(t=str)
+        assert templates["internal"].render(f=lambda: None) == ""  # undefined, never the globals
+        assert templates["fine"].render(s="ab") == "AB"
