@@ -182,52 +182,6 @@ def test_a_committed_journal_is_replayed_by_the_next_compile(
     assert not txn.exists()
 
 
-def _staged_whole(cli: Callable[..., Result], project: Path) -> tuple[Path, dict[str, bytes]]:
-    """A first compile stopped right after its commit point: every top-level directory is new,
-    so each is staged whole. The output and the tree it should end as."""
-    out = project / "generated"
-    new = _new_tree(cli, project)
-    with locked(out) as tree:
-        stage(tree, new, [], {})
-    journal = json.loads((out / TXN / "journal.json").read_text())
-    assert journal["trees"] == ["argocd", "flux", "production", "staging"]
-    assert journal["writes"] == [[MANIFEST, digest(MANIFEST.encode())]]  # only the manifest alone
-    assert read_tree(out) == {}  # staged, not applied
-    return out, new
-
-
-def test_directories_new_to_the_tree_are_staged_whole_and_replayed(
-    cli: Callable[..., Result], project: Path
-) -> None:
-    out, new = _staged_whole(cli, project)
-    result = compile_into(cli, project)
-    assert result.code == 0 and "(0 added, 0 changed, 0 removed)" in result.out
-    assert read_tree(out) == new
-    assert not (out / TXN).exists()
-
-
-def test_a_directory_made_since_the_stage_gets_the_staged_files_one_by_one(
-    cli: Callable[..., Result], project: Path
-) -> None:
-    """Someone made generated/staging/ between the stage and the replay: the rename cannot
-    replace it, so its files move in one by one and what was there stays."""
-    out, new = _staged_whole(cli, project)
-    (out / "staging").mkdir()
-    (out / "staging" / "NOTES.md").write_text("mine")
-    result = compile_into(cli, project)
-    assert result.code == 0, result.err
-    assert read_tree(out) == {**new, "staging/NOTES.md": b"mine"}
-
-
-def test_a_link_planted_in_a_staged_directory_is_refused(cli: Callable[..., Result], project: Path) -> None:
-    out, _ = _staged_whole(cli, project)
-    planted = out / TXN / "tree" / "staging" / "passwd.yaml"
-    planted.symlink_to("/etc/passwd")
-    result = compile_into(cli, project)
-    assert result.code == 2 and "is a symbolic link; refusing it: remove the staging area" in result.err
-    assert not (out / "staging").exists() and not (out / "staging" / "passwd.yaml").is_symlink()
-
-
 def test_an_uncommitted_transaction_is_discarded(cli: Callable[..., Result], project: Path) -> None:
     out = project / "generated"
     assert compile_into(cli, project).code == 0

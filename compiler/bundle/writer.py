@@ -4,8 +4,7 @@ Only files whose bytes change are touched, so recompiling one model among thousa
 handful of files rather than re-linking the whole tree. The update is a redo log: new files
 are first written into a staging area inside the tree (.modelops-txn/, never listed), then a
 journal naming every write and removal is committed with one rename, and only then are files
-renamed into place (a top-level directory the tree does not have yet is staged whole and
-renamed at once). A compile that fails before the commit (bad input, a full disk, Ctrl-C)
+renamed into place. A compile that fails before the commit (bad input, a full disk, Ctrl-C)
 leaves the tree as it was; one killed after it leaves the journal, which the next compile
 replays before it reads anything, so the tree ends wholly new.
 
@@ -42,10 +41,6 @@ from compiler.errors import OutputError
 TXN = ".modelops-txn"  # the staging area, inside the output directory
 JOURNAL = "journal.json"
 STAGED = "files"
-# Directories new to the tree (a first compile, a new environment) are staged whole, as they
-# will stand, and moved into place with one rename each rather than one per file.
-TREE = "tree"
-IN_TREE = "/"  # what `put` hands back for a file staged in TREE (never a staged file's name)
 MAX_DEPTH = 16  # modelops writes 4 levels (env/namespace/model/file); deeper is not its tree
 _STAGED_NAME = re.compile(r"[0-9a-f]{1,64}")  # a staged file: the digest of its path (a number, before)
 
@@ -455,17 +450,13 @@ class Staging:
         self.out = out
         self.existing = existing
         self.staged: dict[str, str] = {}  # path -> sha256 of the files staged (named _staged_name)
-        self._fds: list[int] | None = None  # the output, the staging area, its files, TREE
-        self._present: frozenset[str] = frozenset()  # the names in the output when it opened
-        self.trees: set[str] = set()  # top-level directories staged whole, in TREE
-        self._tree_directory: tuple[str, int] | None = None  # the last one staged into, open
+        self._fds: list[int] | None = None  # the output, the staging area, its files
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Staging:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._close_tree_directory()
         self._stack.close()
         if self._fds is not None:  # opened and never committed
             with contextlib.suppress(OSError):
@@ -478,7 +469,7 @@ class Staging:
 
     def fds(self) -> list[int]:
         """Open the staging area now, before workers are forked: they stage into it."""
-        return self._open()[2:]
+        return [self._open()[2]]
 
     def put(self, path: str, content: bytes, sha: str) -> Placed:
         """Stage the file unless the tree has these bytes already; its name there, or None. May
@@ -487,43 +478,15 @@ class Staging:
         _inside(self.out.path, path)
         if self.existing.get(path) == sha:
             return None
-        fds = self._open()
-        directory, _, name = path.rpartition("/")
-        if directory and directory.partition("/")[0] not in self._present:
-            _create(self._staged_directory(fds[3], directory), name, content)
-            return IN_TREE
-        staged = _staged_name(path)
-        _create(fds[2], staged, content)
-        return staged
-
-    def _staged_directory(self, tree: int, directory: str) -> int:
-        """`directory` in TREE, created level by level, never through a link; the last one is
-        kept open, since a model's files come one after the other."""
-        if self._tree_directory is not None and self._tree_directory[0] == directory:
-            return self._tree_directory[1]
-        self._close_tree_directory()
-        fd = tree
-        for part in directory.split("/"):
-            below = _open_dir(fd, part, self.out.path / TXN / TREE, part, create=True)
-            if fd != tree:
-                os.close(fd)
-            assert below is not None
-            fd = below
-        self._tree_directory = (directory, fd)
-        return fd
-
-    def _close_tree_directory(self) -> None:
-        if self._tree_directory is not None:
-            os.close(self._tree_directory[1])
-            self._tree_directory = None
+        name = _staged_name(path)
+        _create(self._open()[2], name, content)
+        return name
 
     def took(self, path: str, sha: str, placed: Placed) -> None:
         """Record a file that `put` handled, in the compile's process (the caller lists every
         file, and refuses a path given twice)."""
         if placed is not None:
             self.staged[path] = sha
-        if placed == IN_TREE:
-            self.trees.add(path.partition("/")[0])
 
     def _open(self) -> list[int]:
         if self._fds is None:
@@ -532,11 +495,7 @@ class Staging:
                 _directories(self.out.fd, self.out.path, f"{TXN}/{STAGED}", create=True)
             )
             assert fds is not None
-            tree = _open_dir(fds[1], TREE, self.out.path / TXN, TREE, create=True)
-            assert tree is not None
-            self._stack.callback(os.close, tree)
-            self._present = frozenset(_names(self.out.fd))
-            self._fds = [*fds, tree]
+            self._fds = fds
         return self._fds
 
     def journal(self, removes: list[str]) -> bool:
@@ -548,17 +507,11 @@ class Staging:
             return False
         _check_targets(self.out, self.staged, removes, self.existing)
         txn = self._open()[1]
-        writes = [
-            [path, _staged_name(path)]
-            for path in sorted(self.staged, key=_manifest_last)
-            if path.partition("/")[0] not in self.trees
-        ]
-        journal = {"writes": writes, "removes": sorted(removes), "trees": sorted(self.trees)}
+        writes = [[path, _staged_name(path)] for path in sorted(self.staged, key=_manifest_last)]
         pending = JOURNAL + ".tmp"
-        _create(txn, pending, json.dumps(journal).encode())
+        _create(txn, pending, json.dumps({"writes": writes, "removes": sorted(removes)}).encode())
         os.rename(pending, JOURNAL, src_dir_fd=txn, dst_dir_fd=txn)  # the commit point
         self._fds = None
-        self._close_tree_directory()
         self._stack.close()
         return True
 
@@ -612,7 +565,7 @@ def _discard(parent: int, txn: Path, name: str) -> None:
     if fd is None:
         return
     try:
-        strange = _names(fd) - {STAGED, TREE, JOURNAL, JOURNAL + ".tmp"}
+        strange = _names(fd) - {STAGED, JOURNAL, JOURNAL + ".tmp"}
     finally:
         os.close(fd)
     if strange:
@@ -631,7 +584,7 @@ def _finish(out: Output, parent: int, txn: Path, name: str) -> None:
     try:
         journal = _read_journal(fd, txn)
         if journal is not None:
-            _replay(out, fd, txn, journal)
+            _replay(out, fd, txn, *journal)
             os.unlink(JOURNAL, dir_fd=fd)
     finally:
         os.close(fd)
@@ -654,14 +607,7 @@ def _finish_legacy(out: Output) -> None:
         os.close(parent)
 
 
-@dataclass(frozen=True)
-class _Journal:
-    writes: list[tuple[str, str]]  # (path in the tree, name staged under) each
-    removes: list[str]
-    trees: list[str]  # top-level directories staged whole
-
-
-def _read_journal(txn_fd: int, txn: Path) -> _Journal | None:
+def _read_journal(txn_fd: int, txn: Path) -> tuple[list[tuple[str, str]], list[str]] | None:
     try:
         raw = _read_file(txn_fd, JOURNAL, txn, JOURNAL)
     except FileNotFoundError:
@@ -672,25 +618,18 @@ def _read_journal(txn_fd: int, txn: Path) -> _Journal | None:
         journal = json.loads(raw)
         writes = [(str(relative), str(staged_name)) for relative, staged_name in journal["writes"]]
         removes = [str(relative) for relative in journal["removes"]]
-        trees = [str(name) for name in journal.get("trees", [])]  # earlier versions wrote none
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
+    except (ValueError, KeyError, TypeError) as err:
         raise OutputError(
             f"the journal of an interrupted compile, {txn / JOURNAL}, is damaged ({err}); remove "
             f"{txn} and run `modelops compile --full`"
         ) from err
-    if any(_STAGED_NAME.fullmatch(staged_name) is None for _, staged_name in writes) or any(
-        "/" in _inside(txn, name) for name in trees
-    ):
+    if any(_STAGED_NAME.fullmatch(staged_name) is None for _, staged_name in writes):
         raise OutputError(f"the journal of an interrupted compile, {txn / JOURNAL}, is damaged")
-    return _Journal(writes, removes, trees)
+    return writes, removes
 
 
-def _replay(out: Output, txn_fd: int, txn: Path, journal: _Journal) -> None:
-    """Directories staged whole first, then single files (the manifest last), then removals."""
-    if journal.trees:
-        _place_trees(out, txn_fd, txn, journal.trees)
-    names_staged = {_inside(out.path, relative): staged_name for relative, staged_name in journal.writes}
-    removes = journal.removes
+def _replay(out: Output, txn_fd: int, txn: Path, writes: list[tuple[str, str]], removes: list[str]) -> None:
+    names_staged = {_inside(out.path, relative): staged_name for relative, staged_name in writes}
     staged = _open_dir(txn_fd, STAGED, txn, STAGED)
     try:
         order = sorted(names_staged, key=lambda path: (path == MANIFEST, path)) if staged is not None else []
@@ -715,66 +654,6 @@ def _replay(out: Output, txn_fd: int, txn: Path, journal: _Journal) -> None:
     finally:
         if staged is not None:
             os.close(staged)
-
-
-_START_AGAIN = "refusing it: remove the staging area and run `modelops compile --full`"
-
-
-def _place_trees(out: Output, txn_fd: int, txn: Path, trees: list[str]) -> None:
-    """Rename each directory staged whole into the tree; one already there (made since the
-    stage looked) gets the staged files one by one. One no longer staged was moved already."""
-    tree = _open_dir(txn_fd, TREE, txn, TREE)
-    if tree is None:
-        return
-    try:
-        for name in trees:
-            mode = _lstat(tree, name)
-            if mode is None:
-                continue
-            if not stat.S_ISDIR(mode):
-                where = txn / TREE / name
-                raise OutputError(f"{where} of an interrupted compile is {_kind(mode)}; {_START_AGAIN}")
-            staged = _files_below(tree, name, txn / TREE)
-            try:
-                os.rename(name, name, src_dir_fd=tree, dst_dir_fd=out.fd)
-            except OSError as err:
-                if err.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
-                    raise
-                for directory, names in _by_directory(staged):
-                    with (
-                        _directories(tree, txn / TREE, directory, create=False) as sources,
-                        _directories(out.fd, out.path, directory, create=True) as targets,
-                    ):
-                        assert sources is not None and targets is not None
-                        for file in names:
-                            _place(out, sources[-1], file, targets[-1], file, f"{directory}/{file}")
-    finally:
-        os.close(tree)
-
-
-def _files_below(parent: int, name: str, where: Path) -> list[str]:
-    """Every file below the staged directory `name`, as paths from `parent`; anything but
-    directories and regular files (a link planted there) is refused before a rename can
-    bring it into the tree."""
-    found: list[str] = []
-    pending = [name]
-    while pending:
-        directory = pending.pop()
-        if directory.count("/") > MAX_DEPTH:
-            raise OutputError(f"{where / directory} is nested too deep for an output of modelops")
-        with _directories(parent, where, directory, create=False) as fds:
-            assert fds is not None
-            with os.scandir(fds[-1]) as entries:
-                for entry in entries:
-                    relative = f"{directory}/{entry.name}"
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(relative)
-                    elif entry.is_file(follow_symlinks=False):
-                        found.append(relative)
-                    else:
-                        mode = entry.stat(follow_symlinks=False).st_mode
-                        raise OutputError(f"the staged {where / relative} is {_kind(mode)}; {_START_AGAIN}")
-    return sorted(found)
 
 
 def _place(out: Output, staged: int, staged_name: str, dir_fd: int, name: str, relative: str) -> None:
