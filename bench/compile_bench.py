@@ -1,10 +1,11 @@
 """Compile benchmark: N synthetic specs x E environments, every case side by side.
 
-    python bench/compile_bench.py [NxE ...]      (default: 1000x2 5000x3)
+    python bench/compile_bench.py [NxE ...] [--rounds R]     (default: 1000x2 5000x3, 3 rounds)
 
 For each size, on one generated project: full compile with --jobs 1 and with the default jobs,
-`compile --check` of the tree just written, an incremental compile with one spec changed, the
-floor, and `kubectl kustomize generated/<env>` over the same output as the yardstick users know.
+`compile --check` of the tree just written, an incremental compile with one spec changed,
+`diff --base HEAD` with another spec changed, the floor, and `kubectl kustomize generated/<env>`
+over the same output as the yardstick users know.
 Figures only; nothing asserts. Only the public library API (`compiler.api`) is used.
 
 Run it where the filesystem is in good shape: on this VM's ext4 (mounted with `discard`), a
@@ -218,10 +219,10 @@ def kustomize(root: Path, environment: str, limit: float) -> Figure:
 
 
 def measure(n: int, environments: int, limit: float, root: Path, rounds: int) -> dict[str, Figure]:
-    """Every case on one project generated in `root`. No tree is deleted while cases run: on
-    this machine's disk (ext4 without a journal, which skips recently freed inodes) creating
-    files for a few minutes after tens of thousands were deleted was measured at ten to twenty
-    times the cost, so a compile timed right after `rm -rf generated` mostly times the disk.
+    """Every case on one project generated in `root`. No tree is deleted while cases run:
+    creating files soon after tens of thousands were deleted was measured at five to twenty
+    times the system time (see the module's docstring), so a compile timed right after
+    `rm -rf generated` mostly times the disk.
     The floor and the full compiles run in `rounds` interleaved rounds and the fastest of each
     is kept: this VM's speed drifts by half over minutes (its host's other guests), and a ratio
     of two figures taken minutes apart measured the host as much as the compile."""

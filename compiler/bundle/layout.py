@@ -104,7 +104,8 @@ def model_documents(job: Job) -> list[ModelDocument]:
 
 class Serialised(dict[str, Any]):
     """A document whose bytes were made while rendering (the dashboard: its ConfigMap holds its
-    JSON): model_files writes those rather than serialise it again."""
+    JSON): model_files writes those rather than serialise it again. The document is plain data
+    orjson read, so no float in it is NaN or infinite: `serialise` relies on that."""
 
     def __init__(self, document: dict[str, Any], content: bytes) -> None:
         super().__init__(document)
