@@ -88,6 +88,23 @@ def test_yaml_is_pyyamls_bytes(doc: Any, share: bool) -> None:
     assert to_yaml(doc) == _pyyaml(doc)
 
 
+_LINES = st.lists(
+    st.sampled_from(["", "{", '  "a": [1, 2],', "  b: c", "}", "x y", "\t"]), min_size=1, max_size=8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LINES, st.booleans(), st.integers(0, 3))
+def test_multi_line_text_is_pyyamls_literal_block(lines: list[str], ends: bool, depth: int) -> None:
+    """Embedded files (a dashboard's JSON in its ConfigMap) at any depth, with and without
+    empty lines and a final line break: the literal block PyYAML writes, or its other style."""
+    doc: Any = "\n".join(lines) + ("\n" if ends else "")
+    for level in range(depth):
+        doc = {f"k{level}": doc} if level % 2 else [doc, "z"]
+    doc = {"data": doc}
+    assert to_yaml(doc) == _pyyaml(doc)
+
+
 @settings(max_examples=300, deadline=None)
 @given(_DOCS)
 def test_json_is_json_dumps_bytes(doc: Any) -> None:
