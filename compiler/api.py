@@ -44,7 +44,6 @@ from compiler.compile import (
     CompileInput,
     PreviousTree,
     compile_entries,
-    default_jobs,
     entries_of,
 )
 from compiler.diagnostics import Diagnostic
@@ -54,6 +53,7 @@ from compiler.pipeline import check as check_specs
 from compiler.review.review import Review, SideFailed, review  # diff --base: only what changed
 from compiler.spec.catalog import find_project_file
 from compiler.stamp import Stamp
+from compiler.workers import default_jobs
 
 if TYPE_CHECKING:  # imported when used: compile never loads the kubernetes client
     from compiler.reconcile.apply import ApplyOptions, ApplyReport
@@ -194,10 +194,13 @@ def check(options: Options, mode: Mode = Mode.FULL) -> Project:
 def _check_working_tree(options: Options, mode: Mode) -> CompileInput:
     """The check, served from the cache for unchanged specs unless the mode trusts nothing."""
     from compiler import check_cache
+    from compiler.check_workers import check_in_workers
 
     paths, environments = list(options.paths), _environments(options)
+    jobs = options.jobs or default_jobs()
     if mode is not Mode.UPDATE:
-        return _passed(check_specs(paths, options.project, environments))
+        in_workers = check_in_workers(paths, options.project, environments, jobs)
+        return in_workers[0] if in_workers else _passed(check_specs(paths, options.project, environments))
     project_file = find_project_file(paths, options.project)
     root = project_file.resolve().parent.parent
     context = check_cache.context_key(project_file, root)
@@ -205,6 +208,12 @@ def _check_working_tree(options: Options, mode: Mode) -> CompileInput:
     if quick is not None:
         inputs, entries = quick
         if entries is not None:
+            check_cache.save(root, context, entries)
+        return inputs
+    in_workers = check_in_workers(paths, options.project, environments, jobs)
+    if in_workers is not None:
+        inputs, entries = in_workers
+        if environments is None:
             check_cache.save(root, context, entries)
         return inputs
     checked = check_specs(paths, options.project, environments)

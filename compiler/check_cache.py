@@ -47,7 +47,7 @@ FORMAT = 1
 class CachedSpec:
     digest: str
     diagnostics: list[Diagnostic]
-    models: list[ModelEntry]  # loaded from the cache: resolved is None, enough to keep a directory
+    models: list[ModelEntry]  # loaded from the cache: known by their hashes only, enough to keep a directory
 
 
 def text_digest(text: str) -> str:

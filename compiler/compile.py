@@ -10,19 +10,11 @@ bytes as a full compile.
 from __future__ import annotations
 
 import collections
-import contextlib
-import ctypes
 import functools
-import gc
 import hashlib
 import json
-import multiprocessing
-import os
 import pickle
-import signal
-import stat
 from collections.abc import Generator, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +23,6 @@ from compiler.bundle.bundle import Bundle, Placed, Sink
 from compiler.bundle.layout import (
     KUSTOMIZATION,
     MANIFEST,
-    Job,
     KeptModel,
     ModelKey,
     build_bundle,
@@ -45,19 +36,29 @@ from compiler.diagnostics import Diagnostic
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.project import Project
 from compiler.stamp import Stamp
+from compiler.workers import can_fork, in_workers
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model in one environment as compile sees it. `resolved` is None when the model
-    comes from the check cache (its spec did not change): compile can keep its directory
-    but not render it."""
+    """One model in one environment as compile sees it. `model` is None when the model comes
+    from the check cache (its spec did not change): compile can keep its directory but not
+    render it. It is the model's pickle when a worker process checked it: the workers that
+    render it unpickle it, and this process only if it asks for `resolved`."""
 
     environment: str
     namespace: str
     name: str
     model_hash: str
-    resolved: ResolvedModel | None = None
+    model: ResolvedModel | bytes | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def resolved(self) -> ResolvedModel | None:
+        model = self.model
+        if isinstance(model, bytes):
+            resolved: ResolvedModel = pickle.loads(model)  # pickled by our own worker
+            return resolved
+        return model
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -243,20 +244,20 @@ class _Listed:
 Rendered = tuple[str, str, bool, Placed]
 
 PARALLEL_THRESHOLD = 48  # models to render; below this, starting worker processes costs more
-IN_FLIGHT = 2  # batches queued per worker: enough to keep it busy, few enough to bound memory
 BATCH = 16  # models per batch at most: what a worker hands back at once is a few kilobytes
 
-
-def default_jobs() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+# What a model is rendered from: its job, the model perhaps still pickled (see ModelEntry).
+Work = tuple[ResolvedModel | bytes, Stamp, tuple[tuple[str, str], ...]]
 
 
-def _render(job: Job, sink: Sink) -> list[Rendered]:
+def _render(work: Work, sink: Sink) -> list[Rendered]:
     """One model's directory, every file rendered, digested and put by this process."""
-    directory = model_directory(job[0])
+    model, stamp, environments = work
+    if isinstance(model, bytes):
+        model = pickle.loads(model)  # pickled by our own worker
+    directory = model_directory(model)
     rendered: list[Rendered] = []
-    for name, content, is_object in directory_files(job):
+    for name, content, is_object in directory_files((model, stamp, environments)):
         path = f"{directory}/{name}"
         sha = digest(content)
         rendered.append((path, sha, is_object, sink.put(path, content, sha)))
@@ -267,78 +268,47 @@ def _render(job: Job, sink: Sink) -> list[Rendered]:
 _forked: list[Sink] = []
 
 
-def _worker_start(parent: int, keep: frozenset[int], sink: Sink) -> None:
-    """A worker dies with the compile that started it, and closes the directories it inherited
-    (among them the output's lock, which a killed compile must not leave held by its workers)
-    except those the sink puts files into. The sink came with the fork, not through a pipe."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-    if os.getppid() != parent:
-        os._exit(1)
-    with contextlib.suppress(OSError):
-        for entry in Path("/proc/self/fd").iterdir():
-            with contextlib.suppress(OSError, ValueError):
-                fd = int(entry.name)
-                if fd not in keep and stat.S_ISDIR(os.fstat(fd).st_mode):
-                    os.close(fd)
-    _forked.append(sink)
-
-
 def _render_batch(batch: bytes) -> list[list[Rendered]]:
     """In a worker: a few models (pickled), their files put by the forked sink here."""
-    jobs: list[Job] = pickle.loads(batch)
-    return [_render(job, _forked[0]) for job in jobs]
+    work: list[Work] = pickle.loads(batch)  # pickled by the parent
+    return [_render(one, _forked[0]) for one in work]
 
 
-def render_in_order(jobs: list[Job], workers: int, sink: Sink) -> Generator[list[Rendered], None, None]:
+def render_in_order(work: list[Work], workers: int, sink: Sink) -> Generator[list[Rendered], None, None]:
     """Each model's files, in the order given, put by the sink in the process that rendered
     them: in `workers` forked processes when there is enough work. A worker gets a batch of
-    models pickled before the fork, a few kilobytes each: reading the objects it inherited,
-    or this process pickling them later, would write to them, and every page written is
-    copied out of the pages the processes share. It hands back digests and staged names, so
-    nothing large crosses a pipe, and at most IN_FLIGHT batches per worker are pending."""
-    if workers < 2 or len(jobs) < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
-        for job in jobs:
-            yield _render(job, sink)
+    models pickled before the fork, a few kilobytes each, and hands back digests and staged
+    names, so nothing large crosses a pipe."""
+    if workers < 2 or len(work) < PARALLEL_THRESHOLD or not can_fork():
+        for one in work:
+            yield _render(one, sink)
         return
-    size = max(1, min(BATCH, len(jobs) // (workers * 4)))
+    size = max(1, min(BATCH, len(work) // (workers * 4)))
     batches = collections.deque(
-        pickle.dumps(jobs[start : start + size]) for start in range(0, len(jobs), size)
+        pickle.dumps(work[start : start + size]) for start in range(0, len(work), size)
     )
-    keep = frozenset(sink.fds())
-    # No collector, here or in the workers, walks the objects there are now while workers run:
-    # a walk writes to every object.
-    gc.freeze()
+    results = in_workers(
+        _render_batch,
+        (batches.popleft() for _ in range(len(batches))),  # each batch let go once it is sent
+        workers,
+        setup=functools.partial(_forked.append, sink),
+        keep=sink.fds(),
+    )
     try:
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_worker_start,
-            initargs=(os.getpid(), keep, sink),
-        )
-        try:
-            pending: collections.deque[Future[list[list[Rendered]]]] = collections.deque()
-            while batches and len(pending) < workers * IN_FLIGHT:
-                pending.append(pool.submit(_render_batch, batches.popleft()))
-            while pending:
-                results = pending.popleft().result()
-                if batches:
-                    pending.append(pool.submit(_render_batch, batches.popleft()))
-                yield from results
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for batch in results:
+            yield from batch
     finally:
-        gc.unfreeze()
+        results.close()
 
 
 def _recorded(
-    work: list[Job], rendered: Iterator[list[Rendered]], listed: _Listed
+    keys: list[ModelKey], rendered: Iterator[list[Rendered]], listed: _Listed
 ) -> Iterator[tuple[ModelKey, list[str]]]:
     """Each rendered model's files recorded in order, and the model's key with its objects."""
-    for job, files in zip(work, rendered, strict=True):
+    for key, files in zip(keys, rendered, strict=True):
         for path, sha, _, placed in files:
             listed.took(path, sha, placed)
-        yield job[0].key, [path.rpartition("/")[2] for path, _, is_object, _ in files if is_object]
+        yield key, [path.rpartition("/")[2] for path, _, is_object, _ in files if is_object]
 
 
 def compile_entries(
@@ -371,22 +341,24 @@ def compile_entries(
     }
     on_disk, kept = previous.keep(unchanged)
     kept_models: list[KeptModel] = []
-    work: list[Job] = []
+    work: list[Work] = []
+    keys: list[ModelKey] = []
     environment_names = tuple(names)
     for entry in selected:
         if entry.directory in unchanged:
             kept_models.append(KeptModel(*entry.key, tuple(on_disk[entry.directory])))
-        elif entry.resolved is None:
+        elif entry.model is None:
             raise CannotKeep(entry.directory)
         else:
-            work.append((entry.resolved, stamp, environment_names))
+            work.append((entry.model, stamp, environment_names))
+            keys.append(entry.key)
     memory: Bundle | None = None
     if sink is None:
         sink = memory = Bundle()
     listed = _Listed(sink)
     rendered = render_in_order(work, jobs, listed.sink)
     try:  # the workers stop before the caller cleans up after an error: none still writes
-        build_bundle(_recorded(work, rendered, listed), project, chosen, kept_models, listed)
+        build_bundle(_recorded(keys, rendered, listed), project, chosen, kept_models, listed)
     finally:
         rendered.close()
     if environments:  # what belongs to the environments we are not compiling stays

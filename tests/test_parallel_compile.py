@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from compiler import api
 from compiler.bundle.writer import read_tree
+from compiler.check_workers import WORKER_THRESHOLD
 from compiler.compile import PARALLEL_THRESHOLD
 from compiler.serialize import _Dumper, to_json, to_yaml
 from tests.conftest import many_specs, spec_text
@@ -22,7 +23,8 @@ def _options(specs: Path, out: Path, jobs: int) -> api.Options:
 
 
 def test_one_process_and_two_write_the_same_bytes(tmp_path: Path) -> None:
-    specs = many_specs(tmp_path, PARALLEL_THRESHOLD // 2 + 1)  # enough models for the worker pool
+    # enough specs to check them in workers, and models to render them in workers
+    specs = many_specs(tmp_path, max(PARALLEL_THRESHOLD // 2 + 1, WORKER_THRESHOLD))
     for jobs in (1, 2):
         options = _options(specs, tmp_path / f"jobs{jobs}", jobs)
         written = api.write(api.check(options, api.Mode.FULL), api.Mode.FULL)

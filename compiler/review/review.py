@@ -29,7 +29,6 @@ from compiler.compile import (
     ModelEntry,
     PreviousTree,
     compile_entries,
-    default_jobs,
     entries_of,
     input_keys,
     render_beside,
@@ -60,6 +59,7 @@ from compiler.spec.records import EVALUATIONS_DIR, EvaluationRecord, load_record
 from compiler.spec.yamlsource import SourceDocument, load_bytes
 from compiler.stamp import Stamp
 from compiler.targets.grafana.dashboards import overview_dashboard
+from compiler.workers import default_jobs
 
 # No stamps: the commit annotation would differ in every file and hide the real changes.
 UNSTAMPED = Stamp(None)
