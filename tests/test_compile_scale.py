@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler import api
+from compiler.bundle import writer
 from compiler.bundle.writer import TXN, Staging, read_tree
 from compiler.compile import PARALLEL_THRESHOLD
+from compiler.errors import OutputError
 from compiler.serialize import _Dumper, to_yaml
 from tests.conftest import many_specs
 
@@ -95,3 +98,27 @@ def test_a_journal_committed_by_a_parallel_compile_is_replayed(
     api.write(api.check(api.Options(paths=[specs], stamp=False, out=expected, jobs=1), api.Mode.FULL))
     assert read_tree(out) == read_tree(expected)
     assert not (out / TXN).exists()
+
+
+def test_a_directory_put_where_a_file_goes_after_the_check_is_refused_at_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit renames its files into place without looking first (the targets were checked
+    just before): one that finds a directory there, made in between, refuses it, replaces
+    nothing of it, and leaves the journal that the next compile finishes."""
+    specs = many_specs(tmp_path, 2)
+    out = tmp_path / "generated"
+    options = api.Options(paths=[specs], stamp=False, out=out, jobs=1)
+    in_the_way = out / "staging/ml-staging/m000/service.yaml"
+    with monkeypatch.context() as patched:  # the check passes; the directory comes right after it
+        patched.setattr(writer, "_check_targets", lambda *_: in_the_way.joinpath("kept").mkdir(parents=True))
+        with pytest.raises(
+            OutputError, match=r"service\.yaml is in the way: modelops needs that path, and a directory"
+        ):
+            api.write(api.check(options, api.Mode.FULL), api.Mode.FULL)
+    assert in_the_way.joinpath("kept").is_dir() and (out / TXN / "journal.json").is_file()
+    shutil.rmtree(in_the_way)
+    assert api.write(api.check(options, api.Mode.FULL), api.Mode.FULL).rendered == 4
+    expected = tmp_path / "expected"
+    api.write(api.check(api.Options(paths=[specs], stamp=False, out=expected, jobs=1), api.Mode.FULL))
+    assert read_tree(out) == read_tree(expected) and not (out / TXN).exists()

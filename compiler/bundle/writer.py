@@ -42,6 +42,10 @@ TXN = ".modelops-txn"  # the staging area, inside the output directory
 JOURNAL = "journal.json"
 STAGED = "files"
 MAX_DEPTH = 16  # modelops writes 4 levels (env/namespace/model/file); deeper is not its tree
+
+# A committed transaction: (path, staged name) of each file to place, the manifest last; the
+# paths to remove.
+Journal = tuple[list[tuple[str, str]], list[str]]
 _STAGED_NAME = re.compile(r"[0-9a-f]{1,64}")  # a staged file: the digest of its path (a number, before)
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -498,30 +502,31 @@ class Staging:
             self._fds = fds
         return self._fds
 
-    def journal(self, removes: list[str]) -> bool:
+    def journal(self, removes: list[str]) -> Journal | None:
         """Commit: write the journal naming every staged file and every removal (the tree is not
-        touched yet). False when there is nothing to do."""
+        touched yet), and return it. None when there is nothing to do."""
         for relative in removes:
             _inside(self.out.path, relative)
         if not self.staged and not removes:
-            return False
+            return None
         _check_targets(self.out, self.staged, removes, self.existing)
         txn = self._open()[1]
-        writes = [[path, _staged_name(path)] for path in sorted(self.staged, key=_manifest_last)]
+        writes = [(path, _staged_name(path)) for path in sorted(self.staged, key=_manifest_last)]
         pending = JOURNAL + ".tmp"
         _create(txn, pending, json.dumps({"writes": writes, "removes": sorted(removes)}).encode())
         os.rename(pending, JOURNAL, src_dir_fd=txn, dst_dir_fd=txn)  # the commit point
         self._fds = None
         self._stack.close()
-        return True
+        return writes, sorted(removes)
 
     def commit(self, removes: list[str]) -> None:
         """Make the tree hold every added file and lose `removes`, all or (after a crash, on
         replay) all."""
-        if not self.journal(removes):
+        journal = self.journal(removes)
+        if journal is None:
             return
         try:
-            _finish(self.out, self.out.fd, self.out.path / TXN, TXN)
+            _finish(self.out, self.out.fd, self.out.path / TXN, TXN, journal)
         except OSError as err:
             raise OutputError(
                 f"updating {self.out.path} stopped half-way ({err.strerror or err}); the rest is "
@@ -575,16 +580,18 @@ def _discard(parent: int, txn: Path, name: str) -> None:
     shutil.rmtree(name, dir_fd=parent)
 
 
-def _finish(out: Output, parent: int, txn: Path, name: str) -> None:
+def _finish(out: Output, parent: int, txn: Path, name: str, written: Journal | None = None) -> None:
     """Finish a committed transaction (idempotent) and remove the staging area; discard one
-    that never committed. `parent` holds the staging area `name` (shown as `txn`)."""
+    that never committed. `parent` holds the staging area `name` (shown as `txn`). `written`:
+    the journal this process has just written, its targets checked a moment ago: its files
+    are renamed at once (replaying a journal read back looks at each file first)."""
     fd = _open_staging(parent, txn, name)
     if fd is None:
         return
     try:
-        journal = _read_journal(fd, txn)
+        journal = written if written is not None else _read_journal(fd, txn)
         if journal is not None:
-            _replay(out, fd, txn, *journal)
+            _replay(out, fd, txn, *journal, fresh=written is not None)
             os.unlink(JOURNAL, dir_fd=fd)
     finally:
         os.close(fd)
@@ -607,7 +614,7 @@ def _finish_legacy(out: Output) -> None:
         os.close(parent)
 
 
-def _read_journal(txn_fd: int, txn: Path) -> tuple[list[tuple[str, str]], list[str]] | None:
+def _read_journal(txn_fd: int, txn: Path) -> Journal | None:
     try:
         raw = _read_file(txn_fd, JOURNAL, txn, JOURNAL)
     except FileNotFoundError:
@@ -628,9 +635,18 @@ def _read_journal(txn_fd: int, txn: Path) -> tuple[list[tuple[str, str]], list[s
     return writes, removes
 
 
-def _replay(out: Output, txn_fd: int, txn: Path, writes: list[tuple[str, str]], removes: list[str]) -> None:
+def _replay(
+    out: Output,
+    txn_fd: int,
+    txn: Path,
+    writes: list[tuple[str, str]],
+    removes: list[str],
+    *,
+    fresh: bool = False,
+) -> None:
     names_staged = {_inside(out.path, relative): staged_name for relative, staged_name in writes}
     staged = _open_dir(txn_fd, STAGED, txn, STAGED)
+    place = _rename_first if fresh else _place
     try:
         order = sorted(names_staged, key=lambda path: (path == MANIFEST, path)) if staged is not None else []
         for directory, names in _by_directory(order):  # the manifest last, as staged
@@ -638,7 +654,7 @@ def _replay(out: Output, txn_fd: int, txn: Path, writes: list[tuple[str, str]], 
                 assert fds is not None and staged is not None
                 for name in names:
                     relative = f"{directory}/{name}" if directory else name
-                    _place(out, staged, names_staged[relative], fds[-1], name, relative)
+                    place(out, staged, names_staged[relative], fds[-1], name, relative)
         for directory, names in _by_directory(_inside(out.path, r) for r in removes):
             with _directories(out.fd, out.path, directory, create=False) as fds:
                 if fds is None:
@@ -654,6 +670,16 @@ def _replay(out: Output, txn_fd: int, txn: Path, writes: list[tuple[str, str]], 
     finally:
         if staged is not None:
             os.close(staged)
+
+
+def _rename_first(out: Output, staged: int, staged_name: str, dir_fd: int, name: str, relative: str) -> None:
+    """Move a file staged by this compile into place: a rename at once, which never follows a
+    link and fails on a directory; anything unexpected (another device, a directory there) goes
+    the careful way. Two lookups fewer per file: a third of a commit's system calls."""
+    try:
+        os.rename(staged_name, name, src_dir_fd=staged, dst_dir_fd=dir_fd)
+    except OSError:
+        _place(out, staged, staged_name, dir_fd, name, relative)
 
 
 def _place(out: Output, staged: int, staged_name: str, dir_fd: int, name: str, relative: str) -> None:
