@@ -27,6 +27,7 @@ from compiler.spec.catalog import (
     LoadedSpec,
     check_overlay_names,
     display_path,
+    display_resolved,
     find_project_file,
     parse_project,
     parse_spec,
@@ -61,7 +62,7 @@ def _check_file(path: Path, resolved: Path) -> SpecChecked | None:
     read (the serial check then says what)."""
     catalog, chosen = _context[0]
     try:
-        document = load_file(path, display_path(path))
+        document = load_file(path, display_resolved(resolved))
     except (OSError, DiagnosticError):
         return None
     spec, problems = parse_spec(document)

@@ -45,7 +45,12 @@ class Catalog:
 
 def display_path(path: Path) -> str:
     """A path as users and GitHub annotations want it: relative to the working directory."""
-    absolute = path.resolve()
+    return display_resolved(path.resolve())
+
+
+def display_resolved(absolute: Path) -> str:
+    """display_path of a path already resolved (a spec file as the scan found it): resolving
+    costs a system call per component, for each of thousands of specs."""
     try:
         return absolute.relative_to(Path.cwd()).as_posix()
     except ValueError:
@@ -194,11 +199,13 @@ def _checked_project_file(path: Path) -> Path:
     return path
 
 
-def _read(path: Path) -> SourceDocument:
+def _read(path: Path, resolved: Path | None = None) -> SourceDocument:
+    """The file at `path` (`resolved`: its resolved form, when known), parsed."""
+    display = display_resolved(resolved) if resolved is not None else display_path(path)
     try:
-        return load_file(path, display_path(path))
+        return load_file(path, display)
     except OSError as err:
-        raise UsageError(f"{display_path(path)}: cannot read: {err.strerror or err}") from err
+        raise UsageError(f"{display}: cannot read: {err.strerror or err}") from err
 
 
 def _check_header(document: SourceDocument, kind: str) -> list[Diagnostic]:
@@ -334,7 +341,7 @@ def load_catalog(
         if resolved == project_resolved:
             continue
         try:
-            document = _read(path)
+            document = _read(path, resolved)
         except DiagnosticError as err:
             diagnostics.extend(err.diagnostics)
             continue
