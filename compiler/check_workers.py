@@ -1,12 +1,13 @@
-"""The full check of a large project in worker processes, for compile.
+"""The full check of many specs in worker processes: a large project's, for compile, and the
+specs a review's sides share, for `diff --base` without a check cache.
 
 Checking a spec (parse, validate, merge and check each environment, resolve) costs a couple
-of milliseconds and depends on nothing but the spec and the project: a project of thousands
-of specs is checked on every core. Each worker hands back, per spec, its warnings, the digest
-of its text (what the check cache keys on) and its models pickled: the workers that render a
-model unpickle it, so this process never holds the models at all.
+of milliseconds and depends on nothing but the spec and the project: thousands of specs are
+checked on every core. Each worker hands back, per spec, its warnings, the digest of its text
+(what the check cache keys on) and its models pickled: the workers that render a model
+unpickle it, so this process never holds the models at all.
 
-Only a clean project is checked here. An error, a duplicate model, a refused file, anything
+Only clean specs are checked here. An error, a duplicate model, a refused file, anything
 unusual, and the caller runs the serial check (`compiler.pipeline.check`), which reports
 exactly what it always has: errors cost their one serial check, a clean project none.
 """
@@ -35,9 +36,9 @@ from compiler.spec.catalog import (
     scan_spec_files,
 )
 from compiler.spec.check_merged import check_environment
-from compiler.spec.project import EnvironmentConfig
+from compiler.spec.project import EnvironmentConfig, Project
 from compiler.spec.records import load_records
-from compiler.spec.yamlsource import load_file
+from compiler.spec.yamlsource import load_bytes, load_file
 from compiler.workers import can_fork, in_workers
 
 WORKER_THRESHOLD = 64  # spec files; below this, starting worker processes costs more
@@ -45,31 +46,45 @@ CHUNK = 16  # spec files per task at most
 
 
 @dataclass(frozen=True)
+class SpecInput:
+    """One spec file to check: its bytes, or (None) read from `path` by the worker."""
+
+    source: str  # relative to the project root, as the check cache names it
+    display: str  # the name its diagnostics give
+    path: Path
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True)
 class SpecChecked:
     """One spec file that passed, as the worker that checked it hands it back."""
 
-    source: str  # relative to the project root, as the check cache names it
+    source: str
     cached: CachedSpec  # its text's digest, its own warnings, its models (pickled)
     warnings: list[Diagnostic]  # every warning its check gave, in any file
+    parsed_cleanly: bool  # not even a warning before its environments were checked
 
 
 # In a worker process: the project it checks specs against, and the chosen environments.
 _context: list[tuple[Catalog, list[EnvironmentConfig]]] = []
 
 
-def _check_file(path: Path, resolved: Path) -> SpecChecked | None:
+def _check_spec(spec: SpecInput) -> SpecChecked | None:
     """One spec through the whole check, in a worker; None when it has an error or cannot be
     read (the serial check then says what)."""
     catalog, chosen = _context[0]
     try:
-        document = load_file(path, display_resolved(resolved))
+        document = (
+            load_file(spec.path, spec.display) if spec.raw is None else load_bytes(spec.raw, spec.display)
+        )
     except (OSError, DiagnosticError):
         return None
-    spec, problems = parse_spec(document)
-    if spec is None:
+    parsed, problems = parse_spec(document)
+    if parsed is None:
         return None
-    problems += check_overlay_names(spec, document, catalog.project)
-    loaded = LoadedSpec(document, spec, root_relative(resolved, catalog.root))
+    problems += check_overlay_names(parsed, document, catalog.project)
+    parsed_cleanly = not problems
+    loaded = LoadedSpec(document, parsed, spec.source)
     models: list[ModelEntry] = []
     for environment in chosen:
         checked, found = check_environment(catalog.project, merge_spec(catalog, loaded, environment))
@@ -83,11 +98,41 @@ def _check_file(path: Path, resolved: Path) -> SpecChecked | None:
         return None
     own = unique_sorted([problem for problem in problems if problem.file == document.file])
     models.sort(key=lambda entry: entry.key)
-    return SpecChecked(loaded.source, CachedSpec(text_digest(document.text), own, models), problems)
+    cached = CachedSpec(text_digest(document.text), own, models)
+    return SpecChecked(spec.source, cached, problems, parsed_cleanly)
 
 
-def _check_chunk(files: list[tuple[Path, Path]]) -> list[SpecChecked | None]:
-    return [_check_file(path, resolved) for path, resolved in files]
+def _check_chunk(specs: list[SpecInput]) -> list[SpecChecked | None]:
+    return [_check_spec(spec) for spec in specs]
+
+
+def chosen_environments(project: Project, environments: list[str] | None) -> list[EnvironmentConfig]:
+    return [env for env in project.environments if environments is None or env.name in environments]
+
+
+def check_specs(
+    catalog: Catalog, environments: list[EnvironmentConfig], specs: list[SpecInput], workers: int
+) -> list[SpecChecked] | None:
+    """Each spec checked against `catalog`'s project and evaluation records, for each of
+    `environments`, in `workers` forked processes, in the order given; None as soon as one
+    has an error (or when there are too few specs or workers to be worth it)."""
+    if workers < 2 or len(specs) < WORKER_THRESHOLD or not can_fork():
+        return None
+    size = max(1, min(CHUNK, len(specs) // (workers * 4)))
+    chunks = (specs[at : at + size] for at in range(0, len(specs), size))
+    results = in_workers(
+        _check_chunk, chunks, workers, setup=functools.partial(_context.append, (catalog, environments))
+    )
+    passed: list[SpecChecked] = []
+    try:
+        for chunk in results:
+            for checked in chunk:
+                if checked is None:
+                    return None
+                passed.append(checked)
+    finally:
+        results.close()
+    return passed
 
 
 def check_in_workers(
@@ -113,27 +158,17 @@ def check_in_workers(
     declared = [environment.name for environment in project.environments] if project else []
     if project is None or problems or any(name not in declared for name in environments or []):
         return None
-    chosen = [env for env in project.environments if environments is None or env.name in environments]
     catalog = Catalog(root, project_resolved, project, project_document, [], len(scan.files))
     catalog.evaluations = load_records(root)
-    size = max(1, min(CHUNK, len(files) // (workers * 4)))
-    chunks = (files[at : at + size] for at in range(0, len(files), size))
-    results = in_workers(
-        _check_chunk, chunks, workers, setup=functools.partial(_context.append, (catalog, chosen))
-    )
-    specs: dict[str, CachedSpec] = {}
-    warnings: list[Diagnostic] = []
-    try:
-        for chunk in results:
-            for checked in chunk:
-                if checked is None:
-                    return None
-                specs[checked.source] = checked.cached
-                warnings += checked.warnings
-    finally:
-        results.close()
-    entries = sorted((entry for cached in specs.values() for entry in cached.models), key=lambda e: e.key)
+    specs = [
+        SpecInput(root_relative(resolved, root), display_resolved(resolved), path) for path, resolved in files
+    ]
+    checked = check_specs(catalog, chosen_environments(project, environments), specs, workers)
+    if checked is None:
+        return None
+    entries = sorted((entry for spec in checked for entry in spec.cached.models), key=lambda e: e.key)
     if len({entry.key for entry in entries}) != len(entries):
         return None  # a duplicate model: the serial check says where
-    inputs = CompileInput(project, project_resolved, root, entries, unique_sorted(warnings), len(scan.files))
-    return inputs, specs
+    warnings = unique_sorted([warning for spec in checked for warning in spec.warnings])
+    inputs = CompileInput(project, project_resolved, root, entries, warnings, len(scan.files))
+    return inputs, {spec.source: spec.cached for spec in checked}

@@ -5,13 +5,16 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from compiler import api
 from compiler.check_cache import CACHE_DIR, CACHE_FILE
-from compiler.check_workers import WORKER_THRESHOLD
+from compiler.check_workers import WORKER_THRESHOLD, check_specs
+from compiler.review import review
 from tests.conftest import many_specs, spec_text
+from tests.git_workspace import GitWorkspace
 
 
 def _options(specs: Path, jobs: int) -> api.Options:
@@ -86,3 +89,40 @@ def test_the_check_cache_written_from_workers_serves_the_next_compile(tmp_path: 
     project = api.check(_options(specs, 2), api.Mode.UPDATE)
     assert (project.inputs.checked, project.inputs.cached) == (1, WORKER_THRESHOLD - 1)
     assert api.write(project, api.Mode.UPDATE).rendered == 2
+
+
+def test_a_review_checks_a_large_side_in_workers_and_says_what_one_process_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`diff --base` with a cold check cache checks the specs both sides share in workers: the
+    same models, the same report, still only the changed spec's models rendered."""
+    root = tmp_path / "repo"
+    many_specs(root, WORKER_THRESHOLD + 1)
+    monkeypatch.chdir(root)
+    api.write(api.check(_options(Path("specs"), 2), api.Mode.UPDATE), api.Mode.UPDATE)
+    workspace = GitWorkspace(root)
+    workspace.save("specs and generated/")
+    shutil.rmtree(root / CACHE_DIR)  # cold: nothing known of any spec
+    workspace.edit("specs/m012.yaml", "min: 2, max: 4", "min: 2, max: 5")
+    reports = {}
+    for jobs in (1, 2):
+        monkeypatch.setattr(review, "default_jobs", lambda jobs=jobs: jobs)
+        checked: list[tuple[int, bool]] = []  # per call: specs asked for, whether workers checked them
+
+        def counted(*args: Any, checked: list[tuple[int, bool]] = checked) -> Any:
+            result = check_specs(*args)
+            checked.append((len(args[2]), result is not None))
+            return result
+
+        monkeypatch.setattr(review, "check_specs", counted)
+        report = api.review(api.Options(paths=[Path("specs")]), "HEAD")
+        assert not report.whole and report.rendered == 4  # m012 in two environments, on each side
+        assert checked[0] == (WORKER_THRESHOLD, jobs == 2)  # the shared specs, checked once
+        reports[jobs] = report
+    assert [(m.model, m.environment, m.status) for m in reports[2].models] == [
+        ("m012", "production", "changed"),
+        ("m012", "staging", "changed"),
+    ]
+    assert [(c.path, c.kind, c.diff) for c in reports[2].files] == [
+        (c.path, c.kind, c.diff) for c in reports[1].files
+    ]

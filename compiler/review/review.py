@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from compiler import check_cache
 from compiler.bundle.layout import MANIFEST, is_object, model_documents
+from compiler.check_workers import SpecInput, check_specs, chosen_environments
 from compiler.compile import (
     CannotKeep,
     ModelEntry,
@@ -442,6 +443,13 @@ def _resolve(
     environments: list[str] | None,
 ) -> list[ModelEntry]:
     """Check and resolve some specs of a side; any problem sends the review down the whole path."""
+    catalog = Catalog(root, project_file, project, document, [], len(sources), records)
+    many = [SpecInput(source, display_path(tree.specs[source][0]), *tree.specs[source]) for source in sources]
+    checked = check_specs(catalog, chosen_environments(project, environments), many, default_jobs())
+    if checked is not None:  # a large side, in workers
+        if not all(spec.parsed_cleanly for spec in checked):
+            raise _Whole
+        return sorted((entry for spec in checked for entry in spec.cached.models), key=lambda e: e.key)
     loaded: list[LoadedSpec] = []
     for source in sources:
         path, raw = tree.specs[source]
@@ -455,7 +463,7 @@ def _resolve(
         loaded.append(LoadedSpec(spec_document, spec, source))
     if not loaded:
         return []
-    catalog = Catalog(root, project_file, project, document, loaded, len(loaded), records)
+    catalog.specs = loaded
     passed, found = check_merged(project, merge_catalog(catalog, environments))
     resolution = build_models(catalog, passed)
     if any(d.is_error for d in found + resolution.diagnostics):
