@@ -113,7 +113,7 @@ class Options:
     ref: str | None = None  # compile the specs as they are at this Git ref
     stamp: bool | None = None
     out: Path | None = None  # default: generated/ beside the specs directory
-    jobs: int | None = None  # worker processes that render; default: the CPUs this process may use
+    jobs: int | None = None  # worker processes that check and render; default: the CPUs this process may use
 
 
 @dataclass

@@ -135,7 +135,7 @@ def _compile_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs",
         type=_positive_int,
         metavar="N",
-        help="worker processes that render (default: the CPUs this process may use)",
+        help="worker processes that check and render (default: the CPUs this process may use)",
     )
     stamp = parser.add_mutually_exclusive_group()
     stamp.add_argument(
