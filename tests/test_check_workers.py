@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from compiler import api
 from compiler.check_cache import CACHE_DIR, CACHE_FILE
 from compiler.check_workers import WORKER_THRESHOLD, check_specs
+from compiler.errors import ProjectError
 from compiler.review import review
 from tests.conftest import many_specs, spec_text
 from tests.git_workspace import GitWorkspace
@@ -126,3 +128,18 @@ def test_a_review_checks_a_large_side_in_workers_and_says_what_one_process_says(
     assert [(c.path, c.kind, c.diff) for c in reports[2].files] == [
         (c.path, c.kind, c.diff) for c in reports[1].files
     ]
+
+
+def test_chosen_environments_are_checked_in_workers_as_in_this_process(tmp_path: Path) -> None:
+    specs = many_specs(tmp_path, WORKER_THRESHOLD)
+    serial, parallel = (
+        api.check(replace(_options(specs, jobs), environments=["staging"])).inputs.entries for jobs in (1, 2)
+    )
+    assert all(isinstance(entry.model, bytes) for entry in parallel)
+    assert [(e.key, e.model_hash) for e in parallel] == [(e.key, e.model_hash) for e in serial]
+    assert {entry.environment for entry in parallel} == {"staging"}
+    for jobs in (1, 2):
+        with pytest.raises(
+            ProjectError, match="unknown environment prod; the project declares staging, production"
+        ):
+            api.check(replace(_options(specs, jobs), environments=["prod"]))
