@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,25 +102,72 @@ def test_a_journal_committed_by_a_parallel_compile_is_replayed(
     assert not (out / TXN).exists()
 
 
-def test_a_directory_put_where_a_file_goes_after_the_check_is_refused_at_the_rename(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+MODEL_FILE = "staging/ml-staging/m000/service.yaml"
+
+
+def _published(out: Path) -> list[bytes]:
+    """The bytes of every regular file in the tree (links not followed, staging excepted)."""
+    found = []
+    for directory, subdirectories, names in os.walk(out):
+        subdirectories[:] = [name for name in subdirectories if name != TXN]
+        found += [(Path(directory) / n).read_bytes() for n in names if not (Path(directory) / n).is_symlink()]
+    return found
+
+
+def _directory_there(out: Path, secret: Path) -> None:
+    (out / MODEL_FILE / "kept").mkdir(parents=True)
+
+
+def _link_there(out: Path, secret: Path) -> None:
+    (out / MODEL_FILE).parent.mkdir(parents=True)
+    (out / MODEL_FILE).symlink_to(secret)
+
+
+def _staged_file_swapped_for_a_link(out: Path, secret: Path) -> None:
+    staged = out / TXN / "files" / writer._staged_name(MODEL_FILE)
+    staged.unlink()
+    staged.symlink_to(secret)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "refusal"),
+    [
+        (_directory_there, r"service\.yaml is in the way: modelops needs that path, and a directory"),
+        (_link_there, r"service\.yaml is a symbolic link: modelops never follows a link inside its output"),
+        (
+            _staged_file_swapped_for_a_link,
+            r"the staged file [0-9a-f]+ of an interrupted compile is a symbolic link",
+        ),
+    ],
+)
+def test_what_appears_between_the_check_and_the_renames_is_refused_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tamper: Callable[[Path, Path], None], refusal: str
 ) -> None:
-    """A commit renames its files into place without looking first (the targets were checked
-    just before): one that finds a directory there, made in between, refuses it, replaces
-    nothing of it, and leaves the journal that the next compile finishes."""
+    """A commit renames most files into place without a lookup each (the targets were checked
+    just before, each directory is listed once): a directory or link made at a target since
+    then, or a staged file swapped for a link, is refused and left as it is, nothing is
+    published through it, and the journal stays for the next compile to finish."""
     specs = many_specs(tmp_path, 2)
     out = tmp_path / "generated"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOKEN=hunter2\n")
     options = api.Options(paths=[specs], stamp=False, out=out, jobs=1)
-    in_the_way = out / "staging/ml-staging/m000/service.yaml"
-    with monkeypatch.context() as patched:  # the check passes; the directory comes right after it
-        patched.setattr(writer, "_check_targets", lambda *_: in_the_way.joinpath("kept").mkdir(parents=True))
-        with pytest.raises(
-            OutputError, match=r"service\.yaml is in the way: modelops needs that path, and a directory"
-        ):
+    with monkeypatch.context() as patched:  # the check passes; the change comes right after it
+        patched.setattr(writer, "_check_targets", lambda *_: tamper(out, secret))
+        with pytest.raises(OutputError, match=refusal):
             api.write(api.check(options, api.Mode.FULL), api.Mode.FULL)
-    assert in_the_way.joinpath("kept").is_dir() and (out / TXN / "journal.json").is_file()
-    shutil.rmtree(in_the_way)
-    assert api.write(api.check(options, api.Mode.FULL), api.Mode.FULL).rendered == 4
+    target = out / MODEL_FILE
+    assert (out / TXN / "journal.json").is_file()
+    assert target.is_symlink() or not target.is_file()  # not replaced by the file
+    assert secret.read_text() == "TOKEN=hunter2\n" and not any(b"hunter2" in f for f in _published(out))
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    staged = out / TXN / "files" / writer._staged_name(MODEL_FILE)
+    if staged.is_symlink():
+        staged.unlink()  # lost: the next compile renders it again
+    api.write(api.check(options, api.Mode.FULL), api.Mode.FULL)
     expected = tmp_path / "expected"
     api.write(api.check(api.Options(paths=[specs], stamp=False, out=expected, jobs=1), api.Mode.FULL))
     assert read_tree(out) == read_tree(expected) and not (out / TXN).exists()
