@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import pickle
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,8 @@ def check_specs(
                 if checked is None:
                     return None
                 passed.append(checked)
+    except (BrokenProcessPool, OSError):  # no process could be forked, or one was killed: check here
+        return None
     finally:
         results.close()
     return passed

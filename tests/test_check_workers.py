@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from compiler import api
+from compiler import api, check_workers
 from compiler.check_cache import CACHE_DIR, CACHE_FILE
 from compiler.check_workers import WORKER_THRESHOLD, check_specs
 from compiler.errors import ProjectError
@@ -143,3 +144,19 @@ def test_chosen_environments_are_checked_in_workers_as_in_this_process(tmp_path:
             ProjectError, match="unknown environment prod; the project declares staging, production"
         ):
             api.check(replace(_options(specs, jobs), environments=["prod"]))
+
+
+def _killed(specs: list[Any]) -> list[Any]:
+    os._exit(137)  # as the kernel's OOM killer would end a worker
+
+
+def test_a_worker_killed_while_checking_leaves_the_check_to_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    specs = many_specs(tmp_path, WORKER_THRESHOLD)
+    serial = api.check(_options(specs, 1), api.Mode.FULL).inputs
+    monkeypatch.setattr(check_workers, "_check_chunk", _killed)
+    checked = api.check(_options(specs, 2), api.Mode.FULL).inputs
+    assert not any(isinstance(entry.model, bytes) for entry in checked.entries)  # checked here
+    assert [(e.key, e.model_hash) for e in checked.entries] == [(e.key, e.model_hash) for e in serial.entries]
+    assert checked.diagnostics == serial.diagnostics
