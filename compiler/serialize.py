@@ -138,11 +138,14 @@ _PRINTABLE_ASCII_AND_LINE_BREAK = bytes(range(0x20, 0x7F)) + b"\n"
 
 
 def _printable_lines(value: str) -> bool:
-    """Whether every character but the line breaks is printable: for ASCII text (a dashboard's
-    JSON) by deleting the printable bytes, a fifth of the time of str.isprintable."""
+    """Whether every character but the line breaks is printable to libyaml: for ASCII text (a
+    dashboard's JSON) by deleting the printable bytes, a fifth of the time of str.isprintable.
+    Python calls printable most characters beyond U+FFFF, which libyaml never does (it
+    double-quotes the text); below, Python is the stricter, which only costs a probe."""
     if value.isascii():
         return not value.encode("ascii").translate(None, _PRINTABLE_ASCII_AND_LINE_BREAK)
-    return value.replace("\n", "").isprintable()
+    text = value.replace("\n", "")
+    return text.isprintable() and max(text, default="") <= "\uffff"
 
 
 def _literal(value: str, indent: int) -> str | None:

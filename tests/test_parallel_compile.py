@@ -91,7 +91,9 @@ def test_yaml_is_pyyamls_bytes(doc: Any, share: bool) -> None:
 
 
 _LINES = st.lists(
-    st.sampled_from(["", "{", '  "a": [1, 2],', "  b: c", "}", "x y", "\t"]), min_size=1, max_size=8
+    st.sampled_from(["", "{", '  "a": [1, 2],', "  b: c", "}", "x y", "\t", "é", "\U0001f600 z", "日本"]),
+    min_size=1,
+    max_size=8,
 )
 
 
