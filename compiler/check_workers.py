@@ -63,7 +63,6 @@ class SpecChecked:
     source: str
     cached: CachedSpec  # its text's digest, its own warnings, its models (pickled)
     warnings: list[Diagnostic]  # every warning its check gave, in any file
-    parsed_cleanly: bool  # not even a warning before its environments were checked
 
 
 # In a worker process: the project it checks specs against, and the chosen environments.
@@ -84,7 +83,6 @@ def _check_spec(spec: SpecInput) -> SpecChecked | None:
     if parsed is None:
         return None
     problems += check_overlay_names(parsed, document, catalog.project)
-    parsed_cleanly = not problems
     loaded = LoadedSpec(document, parsed, spec.source)
     models: list[ModelEntry] = []
     for environment in chosen:
@@ -100,7 +98,7 @@ def _check_spec(spec: SpecInput) -> SpecChecked | None:
     own = unique_sorted([problem for problem in problems if problem.file == document.file])
     models.sort(key=lambda entry: entry.key)
     cached = CachedSpec(text_digest(document.text), own, models)
-    return SpecChecked(spec.source, cached, problems, parsed_cleanly)
+    return SpecChecked(spec.source, cached, problems)
 
 
 def _check_chunk(specs: list[SpecInput]) -> list[SpecChecked | None]:

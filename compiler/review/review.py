@@ -446,9 +446,7 @@ def _resolve(
     catalog = Catalog(root, project_file, project, document, [], len(sources), records)
     many = [SpecInput(source, display_path(tree.specs[source][0]), *tree.specs[source]) for source in sources]
     checked = check_specs(catalog, chosen_environments(project, environments), many, default_jobs())
-    if checked is not None:  # a large side, in workers
-        if not all(spec.parsed_cleanly for spec in checked):
-            raise _Whole
+    if checked is not None:  # a large side, in workers, without a problem (warnings aside)
         return sorted((entry for spec in checked for entry in spec.cached.models), key=lambda e: e.key)
     loaded: list[LoadedSpec] = []
     for source in sources:
