@@ -15,6 +15,7 @@ import hashlib
 import json
 import pickle
 from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from compiler.bundle.layout import (
 )
 from compiler.bundle.writer import digest, hash_tree, read_manifest, split_owned, split_owned_hashes
 from compiler.diagnostics import Diagnostic
+from compiler.errors import WorkerStopped
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.project import Project
 from compiler.stamp import Stamp
@@ -297,6 +299,11 @@ def render_in_order(work: list[Work], workers: int, sink: Sink) -> Generator[lis
     try:
         for batch in results:
             yield from batch
+    except BrokenProcessPool as err:
+        raise WorkerStopped(
+            f"a worker process rendering the models was killed ({err}); nothing was written: run "
+            "modelops again, with --jobs 1 if memory is short"
+        ) from None
     finally:
         results.close()
 

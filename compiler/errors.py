@@ -15,3 +15,8 @@ class ProjectError(ModelopsError):
 
 class OutputError(ModelopsError):
     """The output directory cannot be read or written as a tree of modelops' own."""
+
+
+class WorkerStopped(ModelopsError):
+    """A worker process the command started was killed before it finished (by the system, most
+    often for memory): nothing was written, and running again with fewer jobs may do."""

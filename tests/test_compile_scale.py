@@ -16,12 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler import api
+from compiler import compile as compile_module
 from compiler.bundle import writer
 from compiler.bundle.writer import TXN, Staging, read_tree
 from compiler.compile import PARALLEL_THRESHOLD
-from compiler.errors import OutputError
+from compiler.errors import OutputError, WorkerStopped
 from compiler.serialize import _Dumper, to_yaml
-from tests.conftest import many_specs
+from tests.conftest import many_specs, spec_text
 
 _SCALARS = st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none())
 _DOCS = st.recursive(
@@ -171,3 +172,22 @@ def test_what_appears_between_the_check_and_the_renames_is_refused_not_replaced(
     expected = tmp_path / "expected"
     api.write(api.check(api.Options(paths=[specs], stamp=False, out=expected, jobs=1), api.Mode.FULL))
     assert read_tree(out) == read_tree(expected) and not (out / TXN).exists()
+
+
+def _killed(batch: bytes) -> list[Any]:
+    os._exit(137)  # as the kernel's OOM killer would end a worker
+
+
+def test_a_render_worker_killed_stops_the_compile_and_leaves_the_tree_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    specs = many_specs(tmp_path, PARALLEL_THRESHOLD // 2 + 1)
+    out = tmp_path / "generated"
+    options = api.Options(paths=[specs], stamp=False, out=out, jobs=2)
+    api.write(api.check(options, api.Mode.FULL), api.Mode.FULL)
+    before = read_tree(out)
+    (specs / "m001.yaml").write_text(spec_text("m001").replace("min: 2, max: 4", "min: 3, max: 4"))
+    monkeypatch.setattr(compile_module, "_render_batch", _killed)
+    with pytest.raises(WorkerStopped, match="a worker process rendering the models was killed"):
+        api.write(api.check(options, api.Mode.FULL), api.Mode.FULL)
+    assert read_tree(out) == before and not (out / TXN).exists()
