@@ -23,7 +23,7 @@ from pathlib import Path
 from compiler.check_cache import CachedSpec, text_digest
 from compiler.compile import CompileInput, ModelEntry, model_hash
 from compiler.diagnostics import Diagnostic, DiagnosticError, unique_sorted
-from compiler.resolve.resolver import build_model, merge_spec
+from compiler.resolve.resolver import build_model, chosen_environments, merge_spec
 from compiler.spec.catalog import (
     Catalog,
     LoadedSpec,
@@ -37,7 +37,7 @@ from compiler.spec.catalog import (
     scan_spec_files,
 )
 from compiler.spec.check_merged import check_environment
-from compiler.spec.project import EnvironmentConfig, Project
+from compiler.spec.project import EnvironmentConfig
 from compiler.spec.records import load_records
 from compiler.spec.yamlsource import load_bytes, load_file
 from compiler.workers import can_fork, in_workers
@@ -103,10 +103,6 @@ def _check_spec(spec: SpecInput) -> SpecChecked | None:
 
 def _check_chunk(specs: list[SpecInput]) -> list[SpecChecked | None]:
     return [_check_spec(spec) for spec in specs]
-
-
-def chosen_environments(project: Project, environments: list[str] | None) -> list[EnvironmentConfig]:
-    return [env for env in project.environments if environments is None or env.name in environments]
 
 
 def check_specs(

@@ -41,6 +41,14 @@ from compiler.stamp import Stamp
 from compiler.workers import can_fork, in_workers
 
 
+def _unpickled(model: ResolvedModel | bytes) -> ResolvedModel:
+    """A model as a check worker may hand it over, pickled, ready to render."""
+    if isinstance(model, bytes):
+        resolved: ResolvedModel = pickle.loads(model)  # pickled by our own worker
+        return resolved
+    return model
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One model in one environment as compile sees it. `model` is None when the model comes
@@ -56,11 +64,7 @@ class ModelEntry:
 
     @functools.cached_property
     def resolved(self) -> ResolvedModel | None:
-        model = self.model
-        if isinstance(model, bytes):
-            resolved: ResolvedModel = pickle.loads(model)  # pickled by our own worker
-            return resolved
-        return model
+        return None if self.model is None else _unpickled(self.model)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -254,9 +258,8 @@ Work = tuple[ResolvedModel | bytes, Stamp, tuple[tuple[str, str], ...]]
 
 def _render(work: Work, sink: Sink) -> list[Rendered]:
     """One model's directory, every file rendered, digested and put by this process."""
-    model, stamp, environments = work
-    if isinstance(model, bytes):
-        model = pickle.loads(model)  # pickled by our own worker
+    packed, stamp, environments = work
+    model = _unpickled(packed)
     directory = model_directory(model)
     rendered: list[Rendered] = []
     for name, content, is_object in directory_files((model, stamp, environments)):

@@ -30,9 +30,14 @@ class Resolution:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
+def chosen_environments(project: Project, environments: list[str] | None) -> list[EnvironmentConfig]:
+    """The project's environments named in `environments` (all when None), in its order."""
+    return [env for env in project.environments if environments is None or env.name in environments]
+
+
 def merge_catalog(catalog: Catalog, environments: list[str] | None = None) -> Iterator[MergedSpec]:
     """Every spec merged for each chosen environment (all when None), one at a time."""
-    chosen = [env for env in catalog.project.environments if environments is None or env.name in environments]
+    chosen = chosen_environments(catalog.project, environments)
     for loaded in catalog.specs:
         for env in chosen:
             yield merge_spec(catalog, loaded, env)

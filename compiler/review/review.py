@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from compiler import check_cache
 from compiler.bundle.layout import MANIFEST, is_object, model_documents
-from compiler.check_workers import SpecInput, check_specs, chosen_environments
+from compiler.check_workers import SpecInput, check_specs
 from compiler.compile import (
     CannotKeep,
     ModelEntry,
@@ -38,7 +38,7 @@ from compiler.diagnostics import Diagnostic, DiagnosticError
 from compiler.errors import ModelopsError
 from compiler.pipeline import Checked, check, check_at_ref
 from compiler.resolve.resolved import ResolvedModel
-from compiler.resolve.resolver import build_models, merge_catalog
+from compiler.resolve.resolver import build_models, chosen_environments, merge_catalog
 from compiler.review.compare import compare_trees
 from compiler.review.render import DiffReport
 from compiler.review.summary import Documents, breaking_changes, series_used, summarise
@@ -444,21 +444,23 @@ def _resolve(
 ) -> list[ModelEntry]:
     """Check and resolve some specs of a side; any problem sends the review down the whole path."""
     catalog = Catalog(root, project_file, project, document, [], len(sources), records)
-    many = [SpecInput(source, display_path(tree.specs[source][0]), *tree.specs[source]) for source in sources]
-    checked = check_specs(catalog, chosen_environments(project, environments), many, default_jobs())
+    inputs = [
+        SpecInput(source, display_path(tree.specs[source][0]), *tree.specs[source]) for source in sources
+    ]
+    checked = check_specs(catalog, chosen_environments(project, environments), inputs, default_jobs())
     if checked is not None:  # a large side, in workers, without a problem (warnings aside)
         return sorted((entry for spec in checked for entry in spec.cached.models), key=lambda e: e.key)
     loaded: list[LoadedSpec] = []
-    for source in sources:
-        path, raw = tree.specs[source]
+    for one in inputs:
+        assert one.raw is not None  # read from the side's tree
         try:
-            spec_document = load_bytes(raw, display_path(path))
+            spec_document = load_bytes(one.raw, one.display)
         except DiagnosticError:
             raise _Whole from None
         spec, problems = parse_spec(spec_document)
         if spec is None or problems or check_overlay_names(spec, spec_document, project):
             raise _Whole
-        loaded.append(LoadedSpec(spec_document, spec, source))
+        loaded.append(LoadedSpec(spec_document, spec, one.source))
     if not loaded:
         return []
     catalog.specs = loaded
