@@ -229,9 +229,15 @@ def _names(dir_fd: int) -> set[str]:
 
 
 def _create(dir_fd: int, name: str, content: bytes) -> None:
-    """A new file (never an existing one, never through a link)."""
-    with os.fdopen(os.open(name, _CREATE, 0o666, dir_fd=dir_fd), "wb") as file:
-        file.write(content)
+    """A new file (never an existing one, never through a link). Written through the
+    descriptor: a buffered file object around it cost a sixth of a compile's file writing."""
+    fd = os.open(name, _CREATE, 0o666, dir_fd=dir_fd)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _open_root(out: Path) -> int | None:
