@@ -228,7 +228,8 @@ def measure(n: int, environments: int, limit: float, root: Path, rounds: int) ->
     `rm -rf generated` mostly times the disk.
     The floor and the full compiles run in `rounds` interleaved rounds and the fastest of each
     is kept: this VM's speed drifts by half over minutes (its host's other guests), and a ratio
-    of two figures taken minutes apart measured the host as much as the compile."""
+    of two figures taken minutes apart measured the host as much as the compile. Each round's
+    own ratio to its floor, taken a minute apart, is printed beside them."""
     figures: dict[str, Figure] = {}
     root.mkdir()
 
@@ -242,13 +243,19 @@ def measure(n: int, environments: int, limit: float, root: Path, rounds: int) ->
 
     names = make_tree(root, n, environments)
     fastest: dict[str, tuple[Figure, dict[str, Any]]] = {}
+    paired: dict[str, list[float]] = {}  # label -> its time / the same round's floor, per round
     for round_ in range(rounds):
+        floor_seconds = 0.0
         for label, name, jobs in (
             ("floor", "floor", None),
             ("full --jobs 1", "full", 1),
             (f"full --jobs {len(os.sched_getaffinity(0))} (default)", "full", None),
         ):
             figure, r = case(name, root, jobs)
+            if name == "floor":
+                floor_seconds = figure.seconds
+            else:
+                paired.setdefault(label, []).append(figure.seconds / floor_seconds)
             if name == "full":  # kept, see above; the last round's stays for the cases below
                 kept = root / f"generated-{round_}-{jobs or 0}"
                 (root / "generated").rename(kept)
@@ -263,6 +270,9 @@ def measure(n: int, environments: int, limit: float, root: Path, rounds: int) ->
             figure.note = f"{r['files']} files"
         if rounds > 1:
             figure.note += f"{'; ' if figure.note else ''}fastest of {rounds} rounds"
+            if label in paired:  # the drift between rounds cancels out of each round's own ratio
+                ratios = ", ".join(f"{ratio:.2f}" for ratio in paired[label])
+                figure.note += f"; each round's /floor: {ratios}"
         show(label, figure)
     check, r = case("check", root)
     check.note = f"rendered {r['rendered']}, stale: {r['stale']}"
