@@ -1,11 +1,12 @@
 """Skip parsing and resolving specs that did not change since the last compile.
 
 Validating every spec costs about 2 ms each, which is most of an incremental compile of a
-large project. The cache keeps, per spec file, the digest of its text, its warnings and the
-hash of each model it resolves to. It is valid only for the same project file, evaluation
-records, working directory (diagnostics name files relative to it) and compiler code; any
-error, any duplicate, anything unusual sends the caller back to the full check, which then
-reports exactly what a cold run would.
+large project. The cache keeps, per spec file, the digest of its text, the warnings its check
+gave for each environment (wherever they point: a value inherited from the project's defaults
+is warned about in the project file) and the hash of each model it resolves to. It is valid
+only for the same project file, evaluation records, working directory (diagnostics name files
+relative to it) and compiler code; any error, any duplicate, anything unusual sends the caller
+back to the full check, which then reports exactly what a cold run would.
 
 It lives in .modelops-cache/ beside the specs directory and ignores itself in Git.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from compiler import __version__
 from compiler.compile import CompileInput, ModelEntry, entries_of
-from compiler.diagnostics import Diagnostic, DiagnosticError, Severity, unique_sorted
+from compiler.diagnostics import Diagnostic, DiagnosticError, Severity, combined, problems_in, unique_sorted
 from compiler.pipeline import Checked
 from compiler.resolve.resolver import build_models, merge_catalog
 from compiler.spec.catalog import (
@@ -40,14 +41,23 @@ from compiler.spec.yamlsource import load_bytes
 
 CACHE_DIR = ".modelops-cache"
 CACHE_FILE = "check.json"
-FORMAT = 1
+FORMAT = 2  # 2: warnings by environment, in any file
 
 
 @dataclass
 class CachedSpec:
     digest: str
-    diagnostics: list[Diagnostic]
+    warnings: dict[str, list[Diagnostic]]  # environment -> what checking the spec for it warned about
     models: list[ModelEntry]  # loaded from the cache: known by their hashes only, enough to keep a directory
+
+    def warnings_for(self, environments: list[str] | None) -> list[Diagnostic]:
+        """The warnings a check of these environments (all when None) gives for this spec."""
+        return [
+            warning
+            for environment, warnings in self.warnings.items()
+            if environments is None or environment in environments
+            for warning in warnings
+        ]
 
 
 def text_digest(text: str) -> str:
@@ -90,16 +100,17 @@ def load(root: Path, context: str) -> dict[str, CachedSpec]:
         return {
             source: CachedSpec(
                 entry["digest"],
-                [
-                    Diagnostic(f, ln, col, msg, Severity(sev), code)
-                    for f, ln, col, msg, sev, code in entry["diagnostics"]
-                ],
+                {env: [_diagnostic(*one) for one in warnings] for env, warnings in entry["warnings"].items()},
                 [ModelEntry(env, ns, name, hashed) for env, ns, name, hashed in entry["models"]],
             )
             for source, entry in data["specs"].items()
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}  # absent or damaged: the full check rebuilds it
+
+
+def _diagnostic(file: str, line: int, column: int, message: str, severity: str, code: str) -> Diagnostic:
+    return Diagnostic(file, line, column, message, Severity(severity), code)
 
 
 def save(root: Path, context: str, specs: dict[str, CachedSpec]) -> None:
@@ -110,9 +121,10 @@ def save(root: Path, context: str, specs: dict[str, CachedSpec]) -> None:
         "specs": {
             source: {
                 "digest": cached.digest,
-                "diagnostics": [
-                    [d.file, d.line, d.column, d.message, str(d.severity), d.code] for d in cached.diagnostics
-                ],
+                "warnings": {
+                    environment: [[d.file, d.line, d.column, d.message, str(d.severity), d.code] for d in ws]
+                    for environment, ws in sorted(cached.warnings.items())
+                },
                 "models": [[m.environment, m.namespace, m.name, m.model_hash] for m in cached.models],
             }
             for source, cached in sorted(specs.items())
@@ -136,9 +148,10 @@ def record(checked: Checked, entries: list[ModelEntry]) -> dict[str, CachedSpec]
     (entries_of(checked.models), hashed once by the caller)."""
     catalog = checked.catalog
     assert catalog is not None and checked.ok
-    by_file: dict[str, list[Diagnostic]] = {}
-    for diagnostic in checked.diagnostics:
-        by_file.setdefault(diagnostic.file, []).append(diagnostic)
+    warnings: dict[str, dict[str, list[Diagnostic]]] = {}
+    for (source, environment), found in checked.found.items():
+        if found:
+            warnings.setdefault(source, {})[environment] = unique_sorted(found)
     by_source: dict[str, list[ModelEntry]] = {}
     for entry in entries:
         assert entry.resolved is not None, "entries of the check just made"
@@ -146,7 +159,7 @@ def record(checked: Checked, entries: list[ModelEntry]) -> dict[str, CachedSpec]
     return {
         loaded.source: CachedSpec(
             text_digest(loaded.document.text),
-            by_file.get(loaded.document.file, []),
+            warnings.get(loaded.source, {}),
             by_source.get(loaded.source, []),
         )
         for loaded in catalog.specs
@@ -179,11 +192,12 @@ def quick_check(
         catalog.evaluations = load_records(root)
     passed, found = check_merged(project, merge_catalog(catalog))
     resolution = build_models(catalog, passed)
-    found += resolution.diagnostics
-    if any(d.is_error for d in found):
+    problems = problems_in(found) + resolution.diagnostics
+    if any(d.is_error for d in problems):
         return None
     changed_entries = entries_of(resolution.models)  # ready to render
-    fresh = record(Checked(catalog, resolution.models, found), changed_entries)
+    checked = Checked(catalog, resolution.models, problems, combined(found, resolution.found))
+    fresh = record(checked, changed_entries)
     entries = [entry for cached_spec in hits.values() for entry in cached_spec.models] + changed_entries
     if len({entry.key for entry in entries}) != len(entries):
         return None  # a duplicate model: the full check says where
@@ -191,7 +205,7 @@ def quick_check(
         (e for e in entries if environments is None or e.environment in environments), key=lambda e: e.key
     )
     specs = {**hits, **fresh}
-    diagnostics = unique_sorted([d for cached_spec in specs.values() for d in cached_spec.diagnostics])
+    diagnostics = unique_sorted([d for spec in specs.values() for d in spec.warnings_for(environments)])
     inputs = CompileInput(project, project_path, root, chosen, diagnostics, len(changed), len(hits))
     unchanged = not fresh and specs.keys() == cached.keys()
     return inputs, None if unchanged else specs

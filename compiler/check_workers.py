@@ -85,19 +85,20 @@ def _check_spec(spec: SpecInput) -> SpecChecked | None:
     problems += check_overlay_names(parsed, document, catalog.project)
     loaded = LoadedSpec(document, parsed, spec.source)
     models: list[ModelEntry] = []
+    warnings: dict[str, list[Diagnostic]] = {}
     for environment in chosen:
         checked, found = check_environment(catalog.project, merge_spec(catalog, loaded, environment))
-        problems += found
         if checked is None:
             return None
-        model, found = build_model(catalog, checked)
-        problems += found
+        model, built = build_model(catalog, checked)
+        if found or built:
+            warnings[environment.name] = unique_sorted(found + built)
+        problems += found + built
         models.append(ModelEntry(*model.key, model_hash(model), pickle.dumps(model, pickle.HIGHEST_PROTOCOL)))
     if any(problem.is_error for problem in problems):
         return None
-    own = unique_sorted([problem for problem in problems if problem.file == document.file])
     models.sort(key=lambda entry: entry.key)
-    cached = CachedSpec(text_digest(document.text), own, models)
+    cached = CachedSpec(text_digest(document.text), warnings, models)
     return SpecChecked(spec.source, cached, problems)
 
 

@@ -66,3 +66,22 @@ class DiagnosticError(Exception):
 def unique_sorted(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     """Drop repeats (a base-spec error shows up once per environment) and sort by place."""
     return sorted(set(diagnostics), key=Diagnostic.sort_key)
+
+
+# What checking each spec for each environment found: (spec source, environment) -> problems.
+# The check cache keeps a spec's warnings per environment from it: a warning may point into the
+# project file (a value the spec inherits from its defaults), or hold for one environment only.
+Found = dict[tuple[str, str], list[Diagnostic]]
+
+
+def problems_in(found: Found) -> list[Diagnostic]:
+    return [problem for problems in found.values() for problem in problems]
+
+
+def combined(*founds: Found) -> Found:
+    """What several stages found for each (spec, environment), together."""
+    both: Found = {}
+    for found in founds:
+        for key, problems in found.items():
+            both.setdefault(key, []).extend(problems)
+    return both

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.diagnostics import Diagnostic, unique_sorted
+from compiler.diagnostics import Diagnostic, Found, combined, problems_in, unique_sorted
 from compiler.errors import ProjectError
 from compiler.resolve.resolved import ResolvedModel
 from compiler.resolve.resolver import build_models, merge_catalog
@@ -24,6 +24,7 @@ class Checked:
     catalog: Catalog | None
     models: list[ResolvedModel] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    found: Found = field(default_factory=dict)  # each (spec, environment)'s own problems
 
     @property
     def ok(self) -> bool:
@@ -42,9 +43,10 @@ def check(paths: list[Path], project: Path | None = None, environments: list[str
             raise ProjectError(
                 f"unknown environment {', '.join(unknown)}; the project declares {', '.join(declared)}"
             )
-    passed, problems = check_merged(catalog.project, merge_catalog(catalog, environments))
+    passed, found = check_merged(catalog.project, merge_catalog(catalog, environments))
     resolution = build_models(catalog, passed)
-    return Checked(catalog, resolution.models, unique_sorted(diagnostics + problems + resolution.diagnostics))
+    problems = unique_sorted(diagnostics + problems_in(found) + resolution.diagnostics)
+    return Checked(catalog, resolution.models, problems, combined(found, resolution.found))
 
 
 @contextlib.contextmanager

@@ -10,15 +10,18 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from compiler import api
 from compiler.bundle.layout import MANIFEST, _kustomization, manifest_json
 from compiler.bundle.writer import TXN, digest, locked, read_tree, stage
 from compiler.check_cache import CACHE_DIR
+from compiler.check_workers import WORKER_THRESHOLD
 from compiler.serialize import to_yaml
-from tests.conftest import Result, spec_text
+from tests.conftest import Result, many_specs, spec_text
 
 
 def compile_into(cli: Callable[..., Result], root: Path, out: str = "generated", *extra: str) -> Result:
@@ -72,6 +75,40 @@ def test_warnings_of_cached_specs_are_reported_again(cli: Callable[..., Result],
     again = compile_into(cli, project)
     assert "unchanged from the cache" in again.out
     assert warning in again.out and "quiet-model.yaml:" in again.out
+
+
+def _inherits_a_warning(specs: Path) -> None:
+    """A spec whose autoscaling comes from the project's defaults and has no room: warned about
+    in the project file, where the value is written."""
+    edit(specs / "modelops.yaml", "  serving:\n", "  serving:\n    autoscaling: {cpu: 60}\n")
+    (specs / "steady-model.yaml").write_text(
+        spec_text("steady-model").replace("min: 2, max: 4", "min: 2, max: 2")
+    )
+
+
+def _warnings(
+    specs: Path, mode: api.Mode, environments: list[str] | None, jobs: int
+) -> tuple[int, list[str]]:
+    options = api.Options(paths=[specs], environments=environments, stamp=False, jobs=jobs)
+    inputs = api.check(options, mode).inputs
+    return inputs.cached, [f"{d.file}:{d.line}: {d.message}" for d in inputs.diagnostics]
+
+
+@pytest.mark.parametrize("environments", [None, ["staging"], ["production"]])
+@pytest.mark.parametrize("size", ["bundled", "checked in workers"])
+def test_a_check_from_the_cache_warns_as_a_full_check(
+    project: Path, tmp_path: Path, size: str, environments: list[str] | None
+) -> None:
+    specs = project / "specs" if size == "bundled" else many_specs(tmp_path / "many", WORKER_THRESHOLD)
+    _inherits_a_warning(specs)
+    _, full = _warnings(specs, api.Mode.FULL, environments, 1)
+    inherited = [w for w in full if "modelops.yaml:" in w and "autoscaling has no room" in w]
+    assert inherited and all("steady-model" not in w for w in inherited)
+    production_only = [w for w in full if "(production)" in w]
+    assert bool(production_only) == (environments != ["staging"])
+    _warnings(specs, api.Mode.UPDATE, None, 2)  # the cache filled, in workers for the large project
+    cached, again = _warnings(specs, api.Mode.UPDATE, environments, 1)
+    assert cached > 0 and again == full
 
 
 def test_errors_read_as_in_a_cold_run(cli: Callable[..., Result], project: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from compiler.diagnostics import Severity
+from compiler.diagnostics import Severity, problems_in
 from compiler.pipeline import check
 from compiler.resolve.resolver import build_models, merge_catalog
 from compiler.serialize import to_yaml
@@ -60,7 +60,7 @@ def test_the_merged_check_reports_a_policy_error_for_one_environment_only(projec
 
     passed, found = check_merged(catalog.project, merge_catalog(catalog))
 
-    errors = [d for d in found if d.severity is Severity.ERROR]
+    errors = [d for d in problems_in(found) if d.severity is Severity.ERROR]
     assert [(d.code, d.line) for d in errors] == [("policy", spec_text().count("\n") + 2)]
     assert "'production-high-availability' (production): replicas.min is 1" in errors[0].message
     assert [(c.loaded.spec.metadata.name, c.environment.name) for c in passed] == [("demo-model", "staging")]
@@ -76,7 +76,7 @@ def test_a_duplicate_model_is_refused_when_the_models_are_built(project: Path) -
     catalog, problems = load_catalog([first, second])
     assert catalog is not None and not problems
     passed, found = check_merged(catalog.project, merge_catalog(catalog, ["staging"]))
-    assert not any(d.is_error for d in found) and len(passed) == 2
+    assert not any(d.is_error for d in problems_in(found)) and len(passed) == 2
 
     resolution = build_models(catalog, passed)
 

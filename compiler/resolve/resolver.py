@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.diagnostics import Diagnostic, Severity
+from compiler.diagnostics import Diagnostic, Found, Severity
 from compiler.resolve.merge import Layer, merge_layers
 from compiler.resolve.resolved import ResolvedModel
 from compiler.spec.catalog import Catalog, LoadedSpec
@@ -28,6 +28,7 @@ _SPEC_SECTIONS = ("model", "evaluation", "serving", "monitoring", "rollout")
 class Resolution:
     models: list[ResolvedModel] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    found: Found = field(default_factory=dict)  # what building each (spec, environment) found
 
 
 def chosen_environments(project: Project, environments: list[str] | None) -> list[EnvironmentConfig]:
@@ -83,6 +84,7 @@ def build_models(catalog: Catalog, checked: Iterable[CheckedSpec]) -> Resolution
         loaded = one.loaded
         resolved, problems = build_model(catalog, one)
         result.diagnostics.extend(problems)
+        result.found.setdefault((loaded.source, one.environment.name), []).extend(problems)
         key = resolved.key
         if key in owners:
             first = owners[key]

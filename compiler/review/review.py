@@ -34,7 +34,7 @@ from compiler.compile import (
     input_keys,
     render_beside,
 )
-from compiler.diagnostics import Diagnostic, DiagnosticError
+from compiler.diagnostics import Diagnostic, DiagnosticError, problems_in
 from compiler.errors import ModelopsError
 from compiler.pipeline import Checked, check, check_at_ref
 from compiler.resolve.resolved import ResolvedModel
@@ -466,7 +466,7 @@ def _resolve(
     catalog.specs = loaded
     passed, found = check_merged(project, merge_catalog(catalog, environments))
     resolution = build_models(catalog, passed)
-    if any(d.is_error for d in found + resolution.diagnostics):
+    if any(d.is_error for d in problems_in(found) + resolution.diagnostics):
         raise _Whole
     return entries_of(resolution.models)
 

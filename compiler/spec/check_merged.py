@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, Found
 from compiler.spec.catalog import LoadedSpec
 from compiler.spec.checks import check_model
 from compiler.spec.errors import diagnostics_from
@@ -70,15 +70,14 @@ def check_environment(project: Project, merged: MergedSpec) -> tuple[CheckedSpec
     return CheckedSpec(merged.loaded, merged.environment, spec, image), problems
 
 
-def check_merged(
-    project: Project, merged: Iterable[MergedSpec]
-) -> tuple[list[CheckedSpec], list[Diagnostic]]:
-    """Check every merged spec (consumed one at a time): those that passed, and every problem."""
+def check_merged(project: Project, merged: Iterable[MergedSpec]) -> tuple[list[CheckedSpec], Found]:
+    """Check every merged spec (consumed one at a time): those that passed, and what each
+    spec's check for each environment found."""
     passed: list[CheckedSpec] = []
-    problems: list[Diagnostic] = []
+    found: Found = {}
     for one in merged:
-        checked, found = check_environment(project, one)
-        problems += found
+        checked, problems = check_environment(project, one)
+        found.setdefault((one.loaded.source, one.environment.name), []).extend(problems)
         if checked is not None:
             passed.append(checked)
-    return passed, problems
+    return passed, found
