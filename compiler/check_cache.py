@@ -78,14 +78,23 @@ def _code_fingerprint() -> str:
 
 
 def context_key(project_file: Path, root: Path) -> str:
-    """Everything besides a spec's own text that its check depends on."""
+    """Everything besides a spec's own text that its check depends on. A file that cannot be
+    read counts as such (the check skips an unreadable evaluation record, and refuses an
+    unreadable project file with its own message)."""
     hashed = hashlib.sha256()
     for part in (str(FORMAT), _code_fingerprint(), str(project_file.resolve()), str(Path.cwd())):
         hashed.update(part.encode() + b"\0")
-    hashed.update(project_file.read_bytes() + b"\0")
+    hashed.update(_contents(project_file) + b"\0")
     for record in sorted((root / EVALUATIONS_DIR).glob("*/*.json")):
-        hashed.update(record.as_posix().encode() + b"\0" + record.read_bytes() + b"\0")
+        hashed.update(record.as_posix().encode() + b"\0" + _contents(record) + b"\0")
     return hashed.hexdigest()
+
+
+def _contents(path: Path) -> bytes:
+    try:
+        return b"\1" + path.read_bytes()
+    except OSError:  # a directory, a dangling link, no permission
+        return b"\0unreadable"
 
 
 def _cache_path(root: Path) -> Path:
@@ -178,11 +187,13 @@ def quick_check(
         return None
     try:
         project_document = load_bytes(project_file.read_bytes(), display_path(project_file))
-    except DiagnosticError:
+    except (OSError, DiagnosticError):
         return None
     project, problems = parse_project(project_document)
     if project is None or problems:
         return None
+    if any(name not in [env.name for env in project.environments] for name in environments or []):
+        return None  # the full check names the unknown environment
     read = _read_specs(paths, project_path, root, cached, project)
     if read is None:
         return None
@@ -225,14 +236,14 @@ def _read_specs(
         if resolved == project_path:
             continue
         source = root_relative(resolved, root)
-        raw = path.read_bytes()
         hit = cached.get(source)
         try:
+            raw = path.read_bytes()
             if hit is not None and hit.digest == text_digest(raw.decode("utf-8-sig")):
                 hits[source] = hit
                 continue
             document = load_bytes(raw, display_path(path))
-        except (UnicodeDecodeError, DiagnosticError):
+        except (OSError, UnicodeDecodeError, DiagnosticError):
             return None
         spec, problems = parse_spec(document)
         if spec is None or problems or check_overlay_names(spec, document, project):

@@ -111,6 +111,47 @@ def test_a_check_from_the_cache_warns_as_a_full_check(
     assert cached > 0 and again == full
 
 
+def test_an_unknown_environment_is_refused_with_the_cache_warm(
+    cli: Callable[..., Result], project: Path
+) -> None:
+    assert compile_into(cli, project).code == 0  # the check cache filled
+    before = read_tree(project / "generated")
+    result = compile_into(cli, project, "generated", "--env", "nosuch")
+    assert result.code == 2 and "unknown environment nosuch" in result.err
+    assert read_tree(project / "generated") == before  # no environment made up
+
+
+@pytest.mark.parametrize("damage", ["a dangling link", "a directory"])
+def test_an_unreadable_evaluation_record_is_skipped_as_a_full_compile_skips_it(
+    cli: Callable[..., Result], project: Path, damage: str
+) -> None:
+    assert compile_into(cli, project).code == 0
+    unreadable = project / "evaluations" / "credit-default" / "9.9.9.json"
+    if damage == "a dangling link":
+        unreadable.symlink_to(project / "nowhere.json")
+    else:
+        unreadable.mkdir()
+    result = compile_into(cli, project)
+    assert result.code == 0, result.err
+    assert_equals_full(cli, project)
+
+
+@pytest.mark.parametrize(("first", "then"), [("NaN", "Infinity"), ("Infinity", "-Infinity")])
+def test_a_measured_value_that_is_no_number_still_tells_models_apart(
+    cli: Callable[..., Result], project: Path, first: str, then: str
+) -> None:
+    record = project / "evaluations" / "credit-default" / "1.4.0.json"
+    measured = '"roc_auc": 0.911686'
+    text = record.read_text()
+    assert measured in text
+    record.write_text(text.replace(measured, f'"roc_auc": {first}'))
+    assert compile_into(cli, project).code == 0
+    record.write_text(text.replace(measured, f'"roc_auc": {then}'))
+    result = compile_into(cli, project)
+    assert result.code == 0 and "rendered 2, reused 2" in result.out  # credit-default, both environments
+    assert_equals_full(cli, project)
+
+
 def test_errors_read_as_in_a_cold_run(cli: Callable[..., Result], project: Path) -> None:
     assert compile_into(cli, project).code == 0
     before = read_tree(project / "generated")

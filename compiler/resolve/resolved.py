@@ -14,7 +14,10 @@ from compiler.spec.records import EvaluationRecord
 
 
 class ResolvedModel(BaseModel):
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    # Its JSON is hashed into the model's input hash: an evaluation record's measured numbers may
+    # be NaN or infinite (a metric undefined on the holdout), and must hash apart (NaN, Infinity),
+    # where pydantic's default writes each as null. The spec's own numbers are finite.
+    model_config = ConfigDict(frozen=True, defer_build=True, ser_json_inf_nan="constants")
 
     name: str
     environment: str
