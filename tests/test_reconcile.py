@@ -191,6 +191,89 @@ def test_prune_deletes_only_what_we_own(kube: Kube, api: Any) -> None:
     assert live(api, "ConfigMap", "v1", "credit-default-config", ns)
 
 
+def test_another_project_in_the_same_namespace_is_refused_and_prunes_nothing(
+    kube: Kube, api: Any, tmp_path: Path
+) -> None:
+    ns = namespace(kube.root)
+    assert kube("apply").code == 0
+    before = versions(api, ns)
+    other = tmp_path / "other"
+    shutil.copytree(kube.root, other)
+    project = other / "specs" / "modelops.yaml"
+    project.write_text(project.read_text().replace("  name: acme-ml\n", "  name: other-ml\n", 1))
+    (other / "specs" / "loan-risk-score.yaml").unlink()  # its prune would delete acme-ml's
+    refused = Kube(kube.cli, kube.plane, other)("apply", "--prune")
+    assert refused.code == 1
+    assert f"namespace {ns} is managed by modelops project 'acme-ml'" in refused.err
+    assert "nothing was applied" in refused.err
+    assert versions(api, ns) == before  # acme-ml's objects neither overwritten nor pruned
+
+
+def test_an_object_of_another_environment_is_not_taken_over(kube: Kube, api: Any) -> None:
+    ns = namespace(kube.root)
+    assert kube("apply").code == 0
+    before = versions(api, ns)
+    # Another environment in the same namespace, of another cluster, applied to this one.
+    qa = f"  - name: qa\n    namespace: {ns}\n    context: qa\n"
+    project = kube.root / "specs" / "modelops.yaml"
+    project.write_text(
+        project.read_text().replace("  - name: production\n", qa + "  - name: production\n", 1)
+    )
+    refused = kube.cli(
+        "apply",
+        kube.root / "specs",
+        "--env",
+        "qa",
+        "--context",
+        "testenv",
+        "--kubeconfig",
+        str(kube.plane.kubeconfig),
+    )
+    assert refused.code == 1
+    assert "objects that another inventory owns" in refused.err
+    assert f"Deployment/{ns}/credit-default: a member of applyset-" in refused.err
+    assert versions(api, ns) == before
+
+
+def test_prune_never_lists_a_kind_modelops_does_not_render(kube: Kube, api: Any) -> None:
+    ns = namespace(kube.root)
+    assert kube("apply").code == 0
+    configmaps = api.resources.get(api_version="v1", kind="ConfigMap")
+    parent = configmaps.get(name="modelops-staging", namespace=ns).to_dict()
+    applyset_id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"]
+    kinds = parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"]
+    forged = kinds + ",Namespace,ClusterRole.rbac.authorization.k8s.io,Secret"
+    configmaps.patch(
+        name="modelops-staging",
+        namespace=ns,
+        body={"metadata": {"annotations": {"applyset.kubernetes.io/contains-group-kinds": forged}}},
+        content_type="application/merge-patch+json",
+    )
+    label = {"metadata": {"labels": {"applyset.kubernetes.io/part-of": applyset_id}}}
+    api.resources.get(api_version="v1", kind="Namespace").patch(
+        name=ns, body=label, content_type="application/merge-patch+json"
+    )
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": f"{ns}-x"},
+    }
+    role["metadata"].update(label["metadata"])
+    api.resources.get(api_version="rbac.authorization.k8s.io/v1", kind="ClusterRole").create(body=role)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "labelled", "namespace": ns}}
+    secret["metadata"].update(label["metadata"])
+    api.resources.get(api_version="v1", kind="Secret").create(body=secret, namespace=ns)
+    diff = kube("diff")
+    assert diff.code == 0, diff.err
+    assert "prune:" not in diff.out
+    assert kube("apply", "--prune").code == 0
+    assert api.resources.get(api_version="v1", kind="Namespace").get(name=ns)
+    assert api.resources.get(api_version="rbac.authorization.k8s.io/v1", kind="ClusterRole").get(
+        name=f"{ns}-x"
+    )
+    assert api.resources.get(api_version="v1", kind="Secret").get(name="labelled", namespace=ns)
+
+
 def test_mass_delete_guard(kube: Kube, api: Any) -> None:
     ns = namespace(kube.root)
     assert kube("apply").code == 0
@@ -429,6 +512,28 @@ def test_apply_sends_exactly_the_objects_compile_writes() -> None:
         assert sorted(json.dumps(d.body, sort_keys=True) for d in objects) == written
         kinds = [d.ref.kind for d in objects]
         assert kinds[0] == "Namespace" and kinds.index("ConfigMap") < kinds.index("Deployment")
+
+
+def test_every_kind_apply_writes_into_a_namespace_may_be_pruned(tmp_path: Path) -> None:
+    """Prune lists only the kinds in MEMBER_KINDS: each one apply writes, canaries' included."""
+    from compiler.pipeline import check
+    from compiler.reconcile.inventory import MEMBER_KINDS
+    from compiler.reconcile.objects import rendered_objects
+    from compiler.stamp import Stamp
+    from tests.canary_project import add_candidate, copy_project, edit_spec
+
+    root = copy_project(tmp_path)
+    edit_spec(root, "credit-default", candidate=add_candidate(root, "credit-default"))
+    checked = check([root / "specs"])
+    assert checked.catalog is not None, checked.diagnostics
+    project = checked.catalog.project
+    kinds = {
+        d.ref.kind
+        for env in ("staging", "production")
+        for d in rendered_objects(checked.models, project, Stamp(None), env)
+        if d.ref.namespace
+    }
+    assert {"Rollout", "AnalysisTemplate", "Deployment"} <= kinds <= MEMBER_KINDS
 
 
 @contextlib.contextmanager

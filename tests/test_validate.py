@@ -171,6 +171,25 @@ def test_project_file_errors_are_located(cli: Callable[..., Result], project: Pa
     assert "policy 'production-high-availability' names environment 'prod'" in result.out
 
 
+@pytest.mark.parametrize(("context", "refused"), [("staging", True), ("qa-cluster", False)])
+def test_two_environments_in_one_namespace_of_one_cluster_are_refused(
+    cli: Callable[..., Result], project: Path, context: str, refused: bool
+) -> None:
+    project_file = project / "specs" / "modelops.yaml"
+    qa = f"  - name: qa\n    namespace: ml-staging\n    context: {context}\n"
+    project_file.write_text(
+        project_file.read_text().replace("  - name: production\n", qa + "  - name: production\n")
+    )
+    result = cli("validate", project / "specs")
+    message = (
+        "environment 'qa' uses namespace 'ml-staging' in context 'staging', as environment 'staging' does"
+    )
+    assert (message in result.out) == refused and result.code == (1 if refused else 0), result.out
+    if refused:
+        line = project_file.read_text().splitlines().index("  - name: qa") + 2  # its namespace
+        assert f"modelops.yaml:{line}:" in result.out
+
+
 def test_json_format(cli: Callable[..., Result], project: Path) -> None:
     path = write(project, "demo.yaml", spec_text().replace("{min: 2, max: 4}", "{min: 4, max: 2}"))
     result = cli("validate", "--format", "json", path)

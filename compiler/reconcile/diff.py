@@ -15,8 +15,8 @@ from typing import Any
 
 from compiler.reconcile.changeset import Action, Change
 from compiler.reconcile.client import Cluster
-from compiler.reconcile.errors import PlanError, api_message, classify, conflicts_of, is_immutable
-from compiler.reconcile.inventory import ApplySet, members, owned
+from compiler.reconcile.errors import PlanError, Refused, api_message, classify, conflicts_of, is_immutable
+from compiler.reconcile.inventory import PART_OF_LABEL, ApplySet, members, other_project, owned
 from compiler.reconcile.objects import Desired, ObjectRef, model_of
 
 FIELD_MANAGER = "modelops"
@@ -151,19 +151,65 @@ def plan(
     cluster: Cluster, objects: list[Desired], applysets: list[ApplySet], *, force_conflicts: bool = False
 ) -> list[Change]:
     """One Change per desired object (in apply order), plus one per owned object that the
-    output no longer has. Raises PlanError, having written nothing."""
+    output no longer has. Raises PlanError, or Refused when another project's or environment's
+    inventory holds the namespace or an object, having written nothing."""
+    by_namespace = {a.namespace: a for a in applysets}
     try:
-        by_namespace = {a.namespace: a for a in applysets}
-        new_namespaces = {
-            d.ref.name for d in objects if d.ref.kind == "Namespace" and _live(cluster, d) is None
-        }
-
-        def one(desired: Desired) -> Change:
-            body = body_for(desired, by_namespace)
-            if desired.ref.namespace in new_namespaces:  # nothing in it yet, and no dry run possible
-                return Change(desired.ref, Action.CREATE, desired.model, desired, after=clean(body))
-            return _change(cluster, desired, body, force_conflicts)
-
-        return _parallel(cluster, objects, one) + _prune_candidates(cluster, objects, applysets)
+        claimed = [(a, owner) for a in applysets if (owner := other_project(cluster, a)) is not None]
+        changes = [] if claimed else _changes(cluster, objects, applysets, force_conflicts)
     except Exception as error:
         raise PlanError(classify(error, cluster.timeout)) from error
+    if claimed:
+        raise Refused("\n".join(_claimed(applyset, owner) for applyset, owner in claimed))
+    _refuse_foreign(changes, by_namespace)
+    return changes
+
+
+def _changes(
+    cluster: Cluster, objects: list[Desired], applysets: list[ApplySet], force_conflicts: bool
+) -> list[Change]:
+    by_namespace = {a.namespace: a for a in applysets}
+    new_namespaces = {d.ref.name for d in objects if d.ref.kind == "Namespace" and _live(cluster, d) is None}
+
+    def one(desired: Desired) -> Change:
+        body = body_for(desired, by_namespace)
+        if desired.ref.namespace in new_namespaces:  # nothing in it yet, and no dry run possible
+            return Change(desired.ref, Action.CREATE, desired.model, desired, after=clean(body))
+        return _change(cluster, desired, body, force_conflicts)
+
+    return _parallel(cluster, objects, one) + _prune_candidates(cluster, objects, applysets)
+
+
+def _claimed(applyset: ApplySet, owner: str) -> str:
+    return (
+        f"namespace {applyset.namespace} is managed by modelops project {owner!r} (so says the "
+        f"ConfigMap {applyset.name} there); nothing was applied. Two projects cannot share an "
+        "environment's namespace in one cluster: give this environment another namespace. If this "
+        f"project was renamed from {owner!r}, delete that ConfigMap: the objects stay, and the next "
+        "apply makes them this project's."
+    )
+
+
+def _refuse_foreign(changes: list[Change], applysets: dict[str, ApplySet]) -> None:
+    """A live object that another inventory lists (another environment of this project in the
+    same namespace, kubectl's ApplySet) is not taken over: the two would overwrite each other."""
+    found = []
+    for change in changes:
+        if change.live is None or change.desired is None:
+            continue
+        labels = change.live.get("metadata", {}).get("labels") or {}
+        applyset = applysets.get(change.ref.namespace or "")
+        part_of = labels.get(PART_OF_LABEL)
+        if applyset is not None and part_of is not None and part_of != applyset.id:
+            found.append(f"  {change.ref}: a member of {part_of}, not of {applyset.name}'s {applyset.id}")
+    if found:
+        raise Refused(
+            "\n".join(
+                [
+                    "objects that another inventory owns (another modelops environment or project, or "
+                    "kubectl, applies them there); nothing was applied. Give this environment a namespace "
+                    "of its own, or take the objects out of the other inventory:",
+                    *found,
+                ]
+            )
+        )

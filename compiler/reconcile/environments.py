@@ -35,6 +35,6 @@ def targets(checked: Checked, environments: list[str] | None, context: str | Non
         # The environment's namespace always has an ApplySet: with every model removed, its
         # members are exactly what prune must consider.
         namespaces = sorted({d.ref.namespace for d in objects if d.ref.namespace} | {env.namespace})
-        applysets = [ApplySet(env.name, ns) for ns in namespaces]
+        applysets = [ApplySet(project.metadata.name, env.name, ns) for ns in namespaces]
         found.append(Target(env.name, context or env.context, objects, applysets))
     return found

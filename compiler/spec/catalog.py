@@ -264,7 +264,20 @@ def parse_project(document: SourceDocument) -> tuple[Project | None, list[Diagno
 def _check_project(project: Project, document: SourceDocument) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     seen: dict[str, int] = {}
+    places: dict[tuple[str | None, str], int] = {}  # (kube context, namespace) -> first environment
     for index, env in enumerate(project.environments):
+        first = places.setdefault((env.context, env.namespace), index)
+        if first != index:
+            cluster = f"context {env.context!r}" if env.context else "the current kube context"
+            found.append(
+                Diagnostic.at(
+                    document.at(("environments", index, "namespace")),
+                    f"environment {env.name!r} uses namespace {env.namespace!r} in {cluster}, as "
+                    f"environment {project.environments[first].name!r} does: each would apply objects "
+                    "of the same names there over the other's; give one of them another namespace or "
+                    "context",
+                )
+            )
         if env.name in RESERVED_ENVIRONMENT_NAMES:
             found.append(
                 Diagnostic.at(
