@@ -151,6 +151,32 @@ def test_between_two_refs_and_a_broken_base(
     assert files_of(report) == expected_files(cli, start, fixed, tmp_path / "full")
 
 
+def test_an_unreadable_record_in_the_working_tree_is_left_to_the_whole_path(
+    cli: Callable[..., Result], project: Project, tmp_path: Path
+) -> None:
+    start = project.commit("start")
+    project.edit("specs/copy-0.yaml", "{min: 1, max: 2}", "{min: 1, max: 4}")
+    (project.root / "evaluations" / "credit-default" / "9.9.9.json").symlink_to("nowhere.json")
+    report = reviewed(start)  # the check skips such a record, and so does the review
+    assert [m.details for m in report.models] == [["replicas 1..2 -> 1..4"]]
+    assert files_of(report) == expected_files(cli, start, None, tmp_path / "full")
+
+
+def test_two_refs_are_compared_whatever_the_working_tree_holds(project: Project) -> None:
+    team = project.root / "specs" / "team"
+    team.mkdir()
+    text = (project.root / "specs" / "copy-1.yaml").read_text()
+    (team / "c.yaml").write_text(text.replace("name: copy-1", "name: team-c", 1))
+    (project.root / "specs" / "copy-1.yaml").unlink()
+    added = project.commit("team")
+    project.edit("specs/team/c.yaml", "{min: 1, max: 2}", "{min: 1, max: 3}")
+    scaled = project.commit("scaled")
+    shutil.rmtree(team)  # not in the working tree any more, nor in a later commit
+    project.commit("gone")
+    report = api.review(api.Options(paths=[Path("specs/team")]), added, scaled)
+    assert [(m.model, m.details) for m in report.models] == [("team-c", ["replicas 1..2 -> 1..3"])]
+
+
 def test_blobs_are_read_as_git_stores_them(project: Project, tmp_path: Path) -> None:
     odd = project.root / "specs" / "odd name é.yaml"
     odd.write_bytes(b"\x00binary\nand text\n")

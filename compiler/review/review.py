@@ -35,7 +35,7 @@ from compiler.compile import (
     render_beside,
 )
 from compiler.diagnostics import Diagnostic, DiagnosticError, problems_in
-from compiler.errors import ModelopsError
+from compiler.errors import ModelopsError, UsageError
 from compiler.pipeline import Checked, check, check_at_ref
 from compiler.resolve.resolved import ResolvedModel
 from compiler.resolve.resolver import build_models, chosen_environments, merge_catalog
@@ -313,24 +313,27 @@ def _quick_sides(options: Inputs, base: str, head: str | None, on_stage: Stage) 
 
 
 def _working_tree(paths: list[Path], project_file: Path) -> _Tree:
+    """The working tree's inputs (the head side's, or what the check cache was made from).
+    Anything it cannot read (a path not there, an unreadable evaluation record, which the check
+    skips) sends the review down the whole path: with --head the working tree may not matter,
+    and otherwise the whole path says what is wrong."""
     root = project_file.parent.parent
-    scan = scan_spec_files(paths or [project_file.parent], root)
-    if scan.problems:
-        raise _Whole  # a refused link or a skipped special file: the whole path reports it
-    specs = {
-        root_relative(resolved, root): (path, path.read_bytes())
-        for path, resolved in scan.files
-        if resolved != project_file
-    }
-    records = root / EVALUATIONS_DIR
-    evaluations = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(records.glob("*/*.json"))}
-    return _Tree(
-        project_file,
-        project_file.read_bytes(),
-        specs,
-        evaluations,
-        functools.partial(PreviousTree.from_manifest, root / OUTPUT_DIR),
-    )
+    try:
+        scan = scan_spec_files(paths or [project_file.parent], root)
+        if scan.problems:
+            raise _Whole  # a refused link or a skipped special file: the whole path reports it
+        specs = {
+            root_relative(resolved, root): (path, path.read_bytes())
+            for path, resolved in scan.files
+            if resolved != project_file
+        }
+        records = sorted((root / EVALUATIONS_DIR).glob("*/*.json"))
+        evaluations = {p.relative_to(root).as_posix(): p.read_bytes() for p in records}
+        project = project_file.read_bytes()
+    except (OSError, UsageError):
+        raise _Whole from None
+    previous = functools.partial(PreviousTree.from_manifest, root / OUTPUT_DIR)
+    return _Tree(project_file, project, specs, evaluations, previous)
 
 
 def _tree_at(paths: list[Path], project_file: Path, ref: str) -> _Tree:
