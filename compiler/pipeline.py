@@ -59,8 +59,10 @@ def check_at_ref(
 
     project_file = find_project_file(paths, project).resolve()
     project_dir = project_file.parent
-    with snapshot(project_dir, ref) as snap:
-        moved = [_moved(path, project_dir, snap.root) for path in paths] or [snap.root / project_dir.name]
+    # The paths asked for are exported besides the specs directory: specs may live elsewhere.
+    inside = [_moved(path, project_dir, Path()).as_posix() for path in paths]
+    with snapshot(project_dir, ref, inside) as snap:
+        moved = [snap.root / path for path in inside] or [snap.root / project_dir.name]
         checked = check(moved, snap.root / project_dir.name / project_file.name, environments)
         checked.diagnostics = [_renamed(d, snap.root, ref) for d in checked.diagnostics]
         yield checked, snap

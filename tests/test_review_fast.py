@@ -177,6 +177,24 @@ def test_two_refs_are_compared_whatever_the_working_tree_holds(project: Project)
     assert [(m.model, m.details) for m in report.models] == [("team-c", ["replicas 1..2 -> 1..3"])]
 
 
+def test_specs_beside_the_specs_directory_are_read_at_a_ref(
+    cli: Callable[..., Result], project: Project, tmp_path: Path
+) -> None:
+    teams = project.root / "teams"
+    teams.mkdir()
+    (project.root / "specs" / "copy-2.yaml").rename(teams / "copy-2.yaml")
+    start = project.commit("copy-2 kept by its team")
+    at = cli("compile", "specs", "teams", "--ref", start, "--no-stamp", "--out", tmp_path / "at")
+    assert at.code == 0, at.err
+    assert "staging/ml-staging/copy-2/deployment.yaml" in read_tree(tmp_path / "at")
+    project.edit("teams/copy-2.yaml", "{min: 1, max: 2}", "{min: 1, max: 5}")
+    project.edit("specs/modelops.yaml", "kind: Project\n", "kind: Project\n# reviewed\n")  # the whole path
+    report = api.review(api.Options(paths=[Path("specs"), Path("teams")]), start)
+    assert report.whole and [(m.model, m.details) for m in report.models] == [
+        ("copy-2", ["replicas 1..2 -> 1..5"])
+    ]
+
+
 def test_blobs_are_read_as_git_stores_them(project: Project, tmp_path: Path) -> None:
     odd = project.root / "specs" / "odd name é.yaml"
     odd.write_bytes(b"\x00binary\nand text\n")
