@@ -274,6 +274,34 @@ def test_prune_never_lists_a_kind_modelops_does_not_render(kube: Kube, api: Any)
     assert api.resources.get(api_version="v1", kind="Secret").get(name="labelled", namespace=ns)
 
 
+def test_a_replica_count_handed_to_a_new_autoscaler_is_kept(kube: Kube, api: Any) -> None:
+    ns = namespace(kube.root)
+    spec = kube.root / "specs" / "credit-default.yaml"
+    text = spec.read_text()
+    fixed = text.replace("    autoscaling: {cpu: 70}\n", "").replace("{min: 1, max: 2}", "{min: 3, max: 3}")
+    spec.write_text(fixed)
+    assert kube("apply").code == 0
+    assert live(api, "Deployment", "apps/v1", "credit-default", ns)["spec"]["replicas"] == 3
+    spec.write_text(text.replace("{min: 1, max: 2}", "{min: 3, max: 6}"))  # autoscaling again
+    diff = kube("diff")
+    assert f"update: Deployment/{ns}/credit-default" in diff.out  # to let go of the count
+    changed = [line for line in diff.out.splitlines() if line[:1] in "+-" and "replicas:" in line]
+    assert not changed, diff.out  # the count is not dropped to the default of 1
+    applied = kube("apply")
+    assert applied.code == 0, applied.err
+    deployment = live(api, "Deployment", "apps/v1", "credit-default", ns)
+    assert deployment["spec"]["replicas"] == 3  # not defaulted to 1 before the HPA acts
+    owners = {
+        e["manager"]: e.get("fieldsV1", {}).get("f:spec", {}) for e in deployment["metadata"]["managedFields"]
+    }
+    assert "f:replicas" in owners.get("modelops-handover", {}), (owners, applied.out)
+    assert "f:replicas" not in owners["modelops"]
+    assert (
+        live(api, "HorizontalPodAutoscaler", "autoscaling/v2", "credit-default", ns)["spec"]["minReplicas"]
+        == 3
+    )
+
+
 def test_mass_delete_guard(kube: Kube, api: Any) -> None:
     ns = namespace(kube.root)
     assert kube("apply").code == 0

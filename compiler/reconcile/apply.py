@@ -16,8 +16,9 @@ from typing import Any
 
 from compiler.reconcile.changeset import Action, Change, Journal, Step
 from compiler.reconcile.client import Cluster
-from compiler.reconcile.diff import body_for, server_side_apply
+from compiler.reconcile.diff import FIELD_MANAGER, body_for, server_side_apply
 from compiler.reconcile.errors import ClusterFailure, Fault, Refused, Stage, StageError, classify
+from compiler.reconcile.handover import HANDOVER_MANAGER, handover_body, replicas_to_hand_over
 from compiler.reconcile.inventory import ApplySet, recorded_group_kinds
 from compiler.reconcile.objects import Desired, ObjectRef
 from compiler.reconcile.prune import check_prune_share, prune, prune_order
@@ -152,9 +153,20 @@ def _apply_stage(
         request: Callable[[], object]
         if change.action is Action.RECREATE:
             request = partial(_recreate, cluster, desired, body)
+        elif (replicas := replicas_to_hand_over(desired, change.live, FIELD_MANAGER)) is not None:
+            request = partial(_handing_over, cluster, desired, body, replicas, options.force_conflicts)
         else:
             request = partial(server_side_apply, cluster, desired, body, force=options.force_conflicts)
         journal.write(Step(change.ref, change.action), request)
+
+
+def _handing_over(
+    cluster: Cluster, desired: Desired, body: dict[str, Any], replicas: int, force: bool
+) -> None:
+    """Apply a Deployment that stopped setting its replica count, the count kept (see handover)."""
+    handover = handover_body(desired, replicas)
+    server_side_apply(cluster, desired, handover, force=False, manager=HANDOVER_MANAGER)
+    server_side_apply(cluster, desired, body, force=force)
 
 
 def _final_parents(

@@ -16,6 +16,7 @@ from typing import Any
 from compiler.reconcile.changeset import Action, Change
 from compiler.reconcile.client import Cluster
 from compiler.reconcile.errors import PlanError, Refused, api_message, classify, conflicts_of, is_immutable
+from compiler.reconcile.handover import replicas_to_hand_over
 from compiler.reconcile.inventory import PART_OF_LABEL, ApplySet, members, other_project, owned
 from compiler.reconcile.objects import Desired, ObjectRef, model_of
 
@@ -54,7 +55,13 @@ def body_for(desired: Desired, applysets: dict[str, ApplySet]) -> dict[str, Any]
 
 
 def server_side_apply(
-    cluster: Cluster, desired: Desired, body: dict[str, Any], *, force: bool, dry_run: bool = False
+    cluster: Cluster,
+    desired: Desired,
+    body: dict[str, Any],
+    *,
+    force: bool,
+    dry_run: bool = False,
+    manager: str = FIELD_MANAGER,
 ) -> dict[str, Any]:
     ref = desired.ref
     result: dict[str, Any] = (
@@ -63,7 +70,7 @@ def server_side_apply(
             body=body,
             name=ref.name,
             namespace=ref.namespace,
-            field_manager=FIELD_MANAGER,
+            field_manager=manager,
             force_conflicts=force,
             dry_run="All" if dry_run else None,
         )
@@ -115,12 +122,15 @@ def _change(cluster: Cluster, desired: Desired, body: dict[str, Any], force_conf
             (api_message(error),),
         )
     after = clean(merged)
+    handing_over = (replicas := replicas_to_hand_over(desired, live, FIELD_MANAGER)) is not None
+    if handing_over:  # apply keeps the count, and must write to let go of it (see handover)
+        after["spec"]["replicas"] = replicas
     if conflicts:
         action = Action.CONFLICT
     elif live is None:
         action = Action.CREATE
     else:
-        action = Action.UNCHANGED if before == after else Action.UPDATE
+        action = Action.UNCHANGED if before == after and not handing_over else Action.UPDATE
     return Change(desired.ref, action, desired.model, desired, live, before, after, conflicts)
 
 
