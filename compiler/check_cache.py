@@ -36,8 +36,8 @@ from compiler.spec.catalog import (
 )
 from compiler.spec.check_merged import check_merged
 from compiler.spec.project import Project
-from compiler.spec.records import EVALUATIONS_DIR, load_records
-from compiler.spec.yamlsource import load_bytes
+from compiler.spec.records import load_records, read_record, record_files
+from compiler.spec.yamlsource import load_bytes, load_file, read_source
 
 CACHE_DIR = ".modelops-cache"
 CACHE_FILE = "check.json"
@@ -84,17 +84,14 @@ def context_key(project_file: Path, root: Path) -> str:
     hashed = hashlib.sha256()
     for part in (str(FORMAT), _code_fingerprint(), str(project_file.resolve()), str(Path.cwd())):
         hashed.update(part.encode() + b"\0")
-    hashed.update(_contents(project_file) + b"\0")
-    for record in sorted((root / EVALUATIONS_DIR).glob("*/*.json")):
-        hashed.update(record.as_posix().encode() + b"\0" + _contents(record) + b"\0")
-    return hashed.hexdigest()
-
-
-def _contents(path: Path) -> bytes:
     try:
-        return b"\1" + path.read_bytes()
-    except OSError:  # a directory, a dangling link, no permission
-        return b"\0unreadable"
+        hashed.update(b"\1" + read_source(project_file, str(project_file)) + b"\0")
+    except (OSError, DiagnosticError):  # not a file, too large, no permission: the check says so
+        hashed.update(b"\0unreadable\0")
+    for record in record_files(root):
+        content = read_record(root, record)
+        hashed.update(record.as_posix().encode() + b"\0" + (b"\0unreadable" if content is None else content))
+    return hashed.hexdigest()
 
 
 def _cache_path(root: Path) -> Path:
@@ -186,7 +183,7 @@ def quick_check(
     if not cached:
         return None
     try:
-        project_document = load_bytes(project_file.read_bytes(), display_path(project_file))
+        project_document = load_file(project_file, display_path(project_file))
     except (OSError, DiagnosticError):
         return None
     project, problems = parse_project(project_document)
@@ -238,7 +235,7 @@ def _read_specs(
         source = root_relative(resolved, root)
         hit = cached.get(source)
         try:
-            raw = path.read_bytes()
+            raw = read_source(path, display_path(path))
             if hit is not None and hit.digest == text_digest(raw.decode("utf-8-sig")):
                 hits[source] = hit
                 continue

@@ -233,3 +233,52 @@ def test_compile_uses_the_evaluation_record(repo: Path, cli: Callable[..., Resul
     assert "Not evaluated yet: run `modelops evaluate`" in card
     config = (repo / "generated/production/ml-production/credit-default/configmap.yaml").read_text()
     assert "baseline" not in config
+
+
+@pytest.mark.parametrize("link", ["the record", "the model's directory"])
+def test_evaluate_never_writes_a_record_through_a_link(
+    cli: Callable[..., Result], repo: Path, tmp_path: Path, link: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.txt"
+    victim.write_text("not modelops's\n")
+    records = repo / "evaluations" / "credit-default"
+    if link == "the record":
+        (records / "1.4.0.json").unlink()
+        (records / "1.4.0.json").symlink_to(victim)
+    else:
+        shutil.rmtree(records)
+        records.symlink_to(outside, target_is_directory=True)
+    result = cli("evaluate", repo / "specs")
+    assert victim.read_text() == "not modelops's\n" and sorted(p.name for p in outside.iterdir()) == [
+        "victim.txt"
+    ]
+    if link == "the record":  # a link in the file's place is replaced by the record itself
+        assert result.code == 0, result.err
+        assert not (records / "1.4.0.json").is_symlink()
+    else:
+        assert result.code == 2 and "cannot write evaluations/credit-default/1.4.0.json" in result.err
+        assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "outside record", "directory"])
+def test_a_record_that_is_not_a_plain_file_is_never_read(
+    cli: Callable[..., Result], repo: Path, tmp_path: Path, target: str
+) -> None:
+    record = repo / "evaluations" / "credit-default" / "1.4.0.json"
+    if target == "outside record":  # a valid record, but outside the project: not an input
+        outside = tmp_path / "1.4.0.json"
+        outside.write_bytes(record.read_bytes())
+        record.unlink()
+        record.symlink_to(outside)
+    elif target == "directory":
+        record.unlink()
+        record.mkdir()
+    else:
+        record.unlink()
+        record.symlink_to(target)
+    assert cli("validate", repo / "specs").code == 0
+    assert cli("compile", repo / "specs", "--out", repo / "generated").code == 0
+    card = (repo / "generated/production/ml-production/credit-default/model-card.md").read_text()
+    assert "Not evaluated yet: run `modelops evaluate`" in card

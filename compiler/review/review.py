@@ -56,8 +56,8 @@ from compiler.spec.catalog import (
 )
 from compiler.spec.check_merged import check_merged
 from compiler.spec.project import PROJECT_FILE, Project
-from compiler.spec.records import EVALUATIONS_DIR, EvaluationRecord, load_records
-from compiler.spec.yamlsource import SourceDocument, load_bytes
+from compiler.spec.records import EVALUATIONS_DIR, EvaluationRecord, load_records, read_record, record_files
+from compiler.spec.yamlsource import SourceDocument, load_bytes, read_source
 from compiler.stamp import Stamp
 from compiler.targets.grafana.dashboards import overview_dashboard
 from compiler.workers import default_jobs
@@ -323,14 +323,18 @@ def _working_tree(paths: list[Path], project_file: Path) -> _Tree:
         if scan.problems:
             raise _Whole  # a refused link or a skipped special file: the whole path reports it
         specs = {
-            root_relative(resolved, root): (path, path.read_bytes())
+            root_relative(resolved, root): (path, read_source(path, str(path)))
             for path, resolved in scan.files
             if resolved != project_file
         }
-        records = sorted((root / EVALUATIONS_DIR).glob("*/*.json"))
-        evaluations = {p.relative_to(root).as_posix(): p.read_bytes() for p in records}
-        project = project_file.read_bytes()
-    except (OSError, UsageError):
+        project = read_source(project_file, str(project_file))
+        evaluations: dict[str, bytes] = {}
+        for record in record_files(root):
+            content = read_record(root, record)
+            if content is None:
+                raise _Whole  # a record the check skips (a link, a FIFO): compared in full
+            evaluations[record.relative_to(root).as_posix()] = content
+    except (OSError, UsageError, DiagnosticError):
         raise _Whole from None
     previous = functools.partial(PreviousTree.from_manifest, root / OUTPUT_DIR)
     return _Tree(project_file, project, specs, evaluations, previous)

@@ -105,6 +105,12 @@ def load_file(path: Path, display: str | None = None) -> SourceDocument:
     FIFO named like a spec would otherwise wait forever for a writer.
     """
     name = display if display is not None else str(path)
+    return load_bytes(read_source(path, name), name)
+
+
+def read_source(path: Path, name: str) -> bytes:
+    """A spec or project file's bytes, read as load_file reads them (a regular file, within
+    the size limit); DiagnosticError or OSError otherwise."""
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(descriptor, "rb") as handle:
         info = os.fstat(handle.fileno())
@@ -125,8 +131,8 @@ def load_file(path: Path, display: str | None = None) -> SourceDocument:
                 "a model spec is a few kilobytes, so check that this is the right file",
                 "file-too-large",
             )
-        raw = handle.read(MAX_FILE_BYTES + 1)
-    return load_bytes(raw, name)
+        raw: bytes = handle.read(MAX_FILE_BYTES + 1)
+    return raw
 
 
 def load_bytes(raw: bytes, name: str) -> SourceDocument:
