@@ -289,3 +289,35 @@ def test_history_follows_a_renamed_spec(
         ("1.5.0", "credit-default 1.5.0"),
     ]
     assert payload[0]["gates"]["accuracy"].endswith("pass")  # the record committed with 1.4.0
+
+
+BOMB = "  bomb:\n    a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"    {chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new"),
+    [
+        ("evaluations/credit-default/1.4.0.json", '"accuracy": 0.833333', '"accuracy": "high"'),
+        ("evaluations/credit-default/1.4.0.json", '"metrics": {', '"metrics": [1], "was": {'),
+        ("specs/credit-default.yaml", "  evaluation:\n", "  evaluation: [1]\n  was:\n"),
+        ("specs/credit-default.yaml", "    gates:\n", "    gates: [1]\n    was:\n"),
+        ("specs/modelops.yaml", "environments:\n", "environments: 5\nwas:\n"),
+        ("specs/credit-default.yaml", "spec:\n", "spec:\n" + BOMB),  # refused by validate too
+    ],
+)
+def test_history_reads_any_commit_a_pull_request_made(
+    cli: Callable[..., Result], project: Path, monkeypatch: pytest.MonkeyPatch, path: str, old: str, new: str
+) -> None:
+    h = History(project)
+    h.commit("first", "Add models")
+    h.edit(path, old, new)
+    h.commit("odd", "An odd commit")
+    h.edit(path, new, old)  # put right in the next commit
+    h.edit("specs/credit-default.yaml", "version: 1.4.0", "version: 1.5.0")
+    h.commit("bumped", "credit-default 1.5.0")
+    monkeypatch.chdir(project)
+    result = cli("history", "credit-default", "--format", "json")
+    assert result.code == 0, result.err
+    assert [v["version"] for v in json.loads(result.out)][-1] == "1.5.0"

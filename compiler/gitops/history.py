@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import git
-import yaml
 
+from compiler.diagnostics import DiagnosticError
 from compiler.errors import UsageError
 from compiler.gitops.repo import blob_at, open_repo
 from compiler.resolve.merge import Layer, merge_layers
 from compiler.spec.catalog import find_project_file, find_spec_files
 from compiler.spec.model import Gate
-from compiler.spec.records import EVALUATIONS_DIR
-from compiler.spec.yamlsource import PositionMap
+from compiler.spec.records import EVALUATIONS_DIR, MAX_RECORD_BYTES
+from compiler.spec.yamlsource import PositionMap, load_bytes, read_source
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,24 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _data(raw: bytes | None) -> Any:
+    """A committed file's YAML (JSON included), read with the spec loader's limits (size,
+    aliases, depth): any commit of the history came from a pull request. None when it does
+    not parse."""
+    try:
+        return load_bytes(raw or b"", "history").data
+    except DiagnosticError:
+        return None
+
+
 def _strategies(spec: bytes, project: bytes | None) -> dict[str, tuple[str | None, str]]:
     """Per environment: the candidate version (or None) and the rollout strategy, merged as
     compile merges them (project defaults, spec, overlay); raw YAML, so any commit reads."""
-    try:
-        body = _mapping(_mapping(yaml.safe_load(spec)).get("spec"))
-        project_data = _mapping(yaml.safe_load(project or b""))
-    except yaml.YAMLError:
-        return {}
+    body = _mapping(_mapping(_data(spec)).get("spec"))
+    project_data = _mapping(_data(project))
     overlays = _mapping(body.get("environments"))
-    names = [str(_mapping(env).get("name")) for env in project_data.get("environments") or []]
+    declared = project_data.get("environments")
+    names = [str(_mapping(env).get("name")) for env in (declared if isinstance(declared, list) else [])]
     defaults = {"rollout": _mapping(project_data.get("defaults")).get("rollout")}
     layers = [defaults, {k: v for k, v in body.items() if k != "environments"}]
     found = {}
@@ -94,16 +102,21 @@ def _state(spec: bytes, project: bytes | None) -> _State:
 
 
 def _name_and_version(data: bytes) -> tuple[str | None, str | None]:
-    try:
-        spec = yaml.safe_load(data)
-        return str(spec["metadata"]["name"]), str(spec["spec"]["model"]["version"])
-    except (yaml.YAMLError, KeyError, TypeError):
+    spec = _mapping(_data(data))
+    name = _mapping(spec.get("metadata")).get("name")
+    version = _mapping(_mapping(spec.get("spec")).get("model")).get("version")
+    if name is None or version is None:
         return None, None  # a commit where the spec did not parse: not a version
+    return str(name), str(version)
 
 
 def _spec_file(model: str, specs: Path) -> Path:
     for path in find_spec_files([specs], specs.parent):
-        if _name_and_version(path.read_bytes())[0] == model:
+        try:
+            raw = read_source(path, str(path))
+        except (OSError, DiagnosticError):
+            continue  # not a readable spec: validate says why
+        if _name_and_version(raw)[0] == model:
             return path
     raise UsageError(f"no spec in {specs} defines model {model!r}")
 
@@ -113,10 +126,11 @@ def _gates(commit_blob: bytes | None, spec: bytes) -> dict[str, str]:
     if commit_blob is None:
         return {}
     try:
-        metrics = json.loads(commit_blob)["metrics"]
-        gates = (yaml.safe_load(spec)["spec"].get("evaluation") or {}).get("gates") or {}
-    except (ValueError, KeyError, TypeError, yaml.YAMLError):
-        return {}
+        record = json.loads(commit_blob) if len(commit_blob) <= MAX_RECORD_BYTES else None
+    except ValueError:
+        record = None
+    metrics = _mapping(_mapping(record).get("metrics"))
+    gates = _mapping(_mapping(_mapping(_mapping(_data(spec)).get("spec")).get("evaluation")).get("gates"))
     found = {}
     for name, bound in gates.items():
         value = metrics.get(name)
@@ -124,9 +138,10 @@ def _gates(commit_blob: bytes | None, spec: bytes) -> dict[str, str]:
             gate = Gate.model_validate(bound)
         except ValueError:
             continue  # a gate that was invalid at that commit says nothing
-        found[name] = (
-            "not measured" if value is None else f"{value:.4g} {'pass' if gate.passes(value) else 'FAIL'}"
-        )
+        if value is None:
+            found[str(name)] = "not measured"
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[str(name)] = f"{value:.4g} {'pass' if gate.passes(value) else 'FAIL'}"
     return found
 
 
