@@ -187,6 +187,7 @@ BAD_FEEDBACK = {
     "no-feedback": (b'{"ids": []}', "'feedback'"),
     "empty": (b'{"feedback": []}', "'feedback'"),
     "no-id": (b'{"feedback": [{"labels": [1]}]}', "'id'"),
+    "null-id": (b'{"feedback": [{"id": null, "labels": [1]}]}', "'id'"),
     "string-label": (b'{"feedback": [{"id": "a", "labels": ["1"]}]}', "number"),
     "nan-label": (b'{"feedback": [{"id": "a", "labels": [NaN]}]}', "JSON"),
     "huge-label": (b'{"feedback": [{"id": "a", "labels": [1e999]}]}', "finite"),
@@ -224,6 +225,17 @@ def test_a_label_whose_error_overflows_is_a_400(loan: Runtime, generated: Path) 
     status, error = loan.request("POST", FEEDBACK.format("loan-risk-score"), body)
     assert status == 400 and "too far" in error["error"]
     assert math.isfinite(_metric(loan, "modelops_feedback_squared_error_total"))
+
+
+def test_labels_whose_errors_overflow_together_are_a_400(loan: Runtime, generated: Path) -> None:
+    """Each squared error is finite (1e308), their sum is not: the counter would stay infinite."""
+    features = _features(compiled_config(generated, *LOAN))
+    answer = _infer(loan, "loan-risk-score", holdout_rows(LOAN_DATA, 2), features)
+    body = {"feedback": [{"id": answer["id"], "labels": [1e154, 1e154]}]}
+    status, error = loan.request("POST", FEEDBACK.format("loan-risk-score"), body)
+    assert status == 400 and "too far" in error["error"]
+    assert math.isfinite(_metric(loan, "modelops_feedback_squared_error_total"))
+    assert math.isfinite(_metric(loan, "modelops_feedback_absolute_error_total"))
 
 
 def test_feedback_for_another_model_is_a_404(credit: Runtime) -> None:

@@ -301,3 +301,65 @@ def test_a_thousand_malformed_requests_give_no_5xx_in_bounded_memory(tmp_path: P
     assert "Traceback" not in log
     bound = MEMORY_BODY_LIMITS * limit + MEMORY_MORE
     assert peak < bound, f"peak {peak / MiB:.0f} MiB above the ready size; the bound is {bound / MiB:.0f} MiB"
+
+
+def test_bodies_that_stall_get_408_and_free_their_share(tmp_path: Path) -> None:
+    """Four clients stall mid-body, holding the whole body budget: each gets 408 after
+    server.bodySeconds, and a request behind them is then served."""
+    config = runtime_config(*CREDIT)
+    config["server"] |= {"maxBodyBytes": SMALL_LIMIT, "bodySeconds": 2}
+    head = f"POST {INFER.format('credit-default')} HTTP/1.1\r\nHost: test\r\nContent-Length: {SMALL_LIMIT}\r\n\r\n"
+
+    sent = threading.Semaphore(0)
+
+    def stalled() -> tuple[int, Any]:
+        with socket.create_connection(("127.0.0.1", runtime.port), timeout=120) as connection:
+            connection.sendall(head.encode() + b"[")
+            sent.release()
+            return read_response(connection)
+
+    with running(config, tmp_path) as runtime, ThreadPoolExecutor(4) as pool:
+        answers = [pool.submit(stalled) for _ in range(4)]
+        for _ in answers:
+            sent.acquire(timeout=60)
+        row = b"[52000, 0.3, 8, 4]"
+        served = runtime.post_raw(INFER.format("credit-default"), tensor(b"[" + row + b"]"))
+        outcomes = [answer.result() for answer in answers]
+        assert "Traceback" not in runtime.log.read_text()
+        assert sample(INVALID, runtime.metrics(), reason="timeout") == 4
+    assert served[0] == 200, served
+    assert [status for status, _ in outcomes] == [408] * 4
+    assert all("server.bodySeconds" in body["error"] for _, body in outcomes)
+
+
+def test_a_chunked_body_reserves_the_whole_limit_whatever_length_it_claims() -> None:
+    """h11 reads a body sent with both Content-Length and chunked framing as chunked: the
+    length it claims bounds nothing, so it must not be what the body budget counts."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from compiler.serving.body import BodyBudget, read_body
+
+    async def reserved_while_reading() -> int:
+        budget = BodyBudget(4 * SMALL_LIMIT)
+        started, go_on = asyncio.Event(), asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            if not started.is_set():
+                started.set()
+                return {"type": "http.request", "body": b"[", "more_body": True}
+            await go_on.wait()
+            return {"type": "http.request", "body": b"]", "more_body": False}
+
+        headers = [(b"content-length", b"1"), (b"transfer-encoding", b"chunked")]
+        request = Request({"type": "http", "method": "POST", "path": "/", "headers": headers}, receive)
+        reading = asyncio.create_task(read_body(request, SMALL_LIMIT, budget, 10))
+        await started.wait()
+        await asyncio.sleep(0)
+        free = budget.free
+        go_on.set()
+        assert await reading == bytearray(b"[]")
+        return 4 * SMALL_LIMIT - free
+
+    assert asyncio.run(reserved_while_reading()) == SMALL_LIMIT

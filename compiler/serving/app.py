@@ -101,7 +101,7 @@ def create_app(served: ServedModel) -> Starlette:
             elif not served.ready.is_set():
                 reply = error(503, "the model is still loading")
             else:
-                raw = await read_body(request, config.server.maxBodyBytes, budget)
+                raw = await read_body(request, config.server.maxBodyBytes, budget, config.server.bodySeconds)
                 body = decode_json(raw, max_json_values(config.server.maxRows, values_per_row))
                 del raw  # the parsed body is all that is needed from here on
                 reply = answer(body)

@@ -1,10 +1,13 @@
 """Reading and decoding request bodies within the pod's memory.
 
-Four bounds keep a hostile or careless client from taking the pod down:
+Five bounds keep a hostile or careless client from taking the pod down:
 - one body: `server.maxBodyBytes`; a larger Content-Length gets 413 before any byte of the
   body is read, and a chunked body gets 413 as soon as what arrived passes the limit;
 - all bodies at once: at most BODIES_IN_FLIGHT limits' worth are being read together; the
-  rest wait (TCP back-pressure) instead of each buffering its own;
+  rest wait (TCP back-pressure) instead of each buffering its own. A chunked body reserves
+  the whole limit, whatever Content-Length it also claims;
+- time: a body must arrive within `server.bodySeconds`, else 408: a few clients that stall
+  mid-body would otherwise hold the budget, and every other request wait, for ever;
 - values: parsed JSON takes up to ~40 bytes and ~2 µs per body byte (deeply nested empty
   arrays), so the values are counted before parsing and bounded by what `server.maxRows`
   rows need;
@@ -54,20 +57,29 @@ def _too_large(limit: int) -> InvalidInput:
     )
 
 
-async def read_body(request: Request, limit: int, budget: BodyBudget) -> bytearray:
-    """The whole body, never more than `limit` bytes of it; InvalidInput (413) past the limit.
+async def read_body(request: Request, limit: int, budget: BodyBudget, seconds: float) -> bytearray:
+    """The whole body, never more than `limit` bytes of it, arrived within `seconds`;
+    InvalidInput past the limit (413) or the time (408).
 
     A client that goes away mid-body raises starlette's ClientDisconnect.
     """
     declared = request.headers.get("content-length")  # h11 has checked it is a number
     if declared is not None and int(declared) > limit:
         raise _too_large(limit)
+    # h11 reads a body that is also chunked as chunked: its Content-Length bounds nothing.
+    size = limit if declared is None or "transfer-encoding" in request.headers else int(declared)
     body = bytearray()
-    async with budget.hold(int(declared) if declared is not None else limit):
-        async for chunk in request.stream():
-            if len(body) + len(chunk) > limit:
-                raise _too_large(limit)
-            body += chunk
+    async with budget.hold(size):
+        try:
+            async with asyncio.timeout(seconds):
+                async for chunk in request.stream():
+                    if len(body) + len(chunk) > limit:
+                        raise _too_large(limit)
+                    body += chunk
+        except TimeoutError:
+            raise InvalidInput(
+                "timeout", f"the body did not arrive within {seconds:g} s (server.bodySeconds)", 408
+            ) from None
     return body
 
 

@@ -63,6 +63,12 @@ class RuntimeServer(BaseModel):
         description="Largest request body; larger ones get 413 before they are read whole",
     )
     maxRows: int = Field(default=MAX_ROWS, ge=1, description="Most rows one inference request may hold")
+    bodySeconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Time a request body may take to arrive; a slower one gets 408 and frees its share",
+    )
 
 
 class RuntimeMetrics(BaseModel):

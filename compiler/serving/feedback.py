@@ -113,7 +113,7 @@ def parse_feedback(body: Any, task: str, max_rows: int) -> list[Feedback]:
     for item in body["feedback"]:
         if not isinstance(item, dict) or not isinstance(item.get("labels"), list) or not item["labels"]:
             raise InvalidInput("schema", "every feedback item needs an 'id' and a non-empty 'labels' list")
-        if "id" not in item:
+        if item.get("id") is None:  # null is no id, where an inference request would make one up
             raise InvalidInput("schema", "every feedback item needs an 'id'")
         key = request_id(item)
         total += len(item["labels"])

@@ -12,7 +12,7 @@ from compiler.metrics import contract
 from compiler.serving.config import RuntimeConfig, RuntimeModel, RuntimeShadow, difference_buckets
 from compiler.serving.drift import Bins
 
-INVALID_REASONS = ("json", "schema", "type", "range", "size")
+INVALID_REASONS = ("json", "schema", "type", "range", "size", "timeout")
 SHADOW_OUTCOMES = ("agree", "disagree", "error")
 _CLASSES: dict[contract.Kind, type[Counter] | type[Gauge] | type[Histogram]] = {
     contract.Kind.COUNTER: Counter,

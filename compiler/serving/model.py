@@ -20,6 +20,9 @@ from compiler.serving.metrics import RuntimeMetrics
 from compiler.serving.shadow import Shadow
 
 log = logging.getLogger("modelops.serve")
+# A regressor's labels beyond this size are no measurement: the error counters (sums for the
+# pod's life) would overflow to infinity, and RMSE with them, until the pod restarts.
+LABEL_BOUND = 1e100
 
 
 class ServedModel:
@@ -114,6 +117,7 @@ class ServedModel:
         request's rows is the client's mistake (InvalidInput) and leaves the store as it was.
         """
         regression = self.config.model.task == "regression"
+        squared = 0.0  # the request's squared errors, which the counter adds up for the pod's life
         for item in items:
             entry = self.pending.peek(item.id)
             if entry is None:
@@ -124,13 +128,17 @@ class ServedModel:
                     f"feedback for {item.id!r} has {len(item.labels)} labels; "
                     f"its request had {len(entry.predictions)} rows",
                 )
-            if regression and not all(
-                math.isfinite((float(p) - label) * (float(p) - label))
-                for p, label in zip(entry.predictions, item.labels, strict=True)
-            ):
-                raise InvalidInput(
-                    "range", f"a label for {item.id!r} is too far from its prediction to score"
-                )
+            if not regression:
+                continue
+            for predicted, label in zip(entry.predictions, item.labels, strict=True):
+                error = float(predicted) - label
+                squared += error * error
+                if not abs(label) <= LABEL_BOUND or not math.isfinite(squared):
+                    raise InvalidInput(
+                        "range",
+                        f"a label for {item.id!r} is too far from its prediction to score "
+                        f"(labels of a regressor are at most {LABEL_BOUND:g} in size)",
+                    )
         outcome = {"accepted": 0, "unknown": 0, "expired": 0}
         classified: list[tuple[str, str]] = []
         errors: list[float] = []
