@@ -282,3 +282,35 @@ def test_a_record_that_is_not_a_plain_file_is_never_read(
     assert cli("compile", repo / "specs", "--out", repo / "generated").code == 0
     card = (repo / "generated/production/ml-production/credit-default/model-card.md").read_text()
     assert "Not evaluated yet: run `modelops evaluate`" in card
+
+
+def _crafted_tree(damage: str) -> bytes:
+    """A decision tree over the spec's four features whose saved arrays were edited: its nodes
+    pointing past the end of the tree (scikit-learn crashes) or back to the root (it loops)."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(x, (x[:, 0] > 0).astype(int))
+    state = tree.tree_.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["left_child"][0] = 10**6 if damage == "past the end" else 0
+    nodes["right_child"][0] = 10**6 if damage == "past the end" else 0
+    state["nodes"] = nodes
+    tree.tree_.__setstate__(state)
+    return deterministic_bytes(tree)
+
+
+@pytest.mark.parametrize("damage", ["past the end", "a loop"])
+def test_a_crafted_tree_is_an_error_not_a_crash_or_a_hang(
+    cli: Callable[..., Result], repo: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    from compiler.evaluate import isolated
+
+    monkeypatch.setattr(isolated, "SECONDS_PER_VERSION", 20.0)
+    _replace_artifact(repo, _crafted_tree(damage))
+    result = cli("evaluate", repo / "specs", "--no-write")
+    assert result.code == 1, result.out + result.err
+    said = "crashed the process evaluating it" if damage == "past the end" else "took more than 20 s"
+    assert said in result.out, result.out
+    assert "loan-risk-score" in result.out  # the other model is still evaluated

@@ -6,6 +6,7 @@ absolute gates, and the candidate the relative ones against the stable version.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Literal
 
 from compiler.diagnostics import Diagnostic, Position
 from compiler.evaluate.dataset import MAX_DATASET_BYTES, DatasetError, read_holdout
+from compiler.evaluate.isolated import isolated
 from compiler.evaluate.project_files import read_inside
 from compiler.evaluate.scoring import drift_baseline, prediction_baseline, score
 from compiler.modelio.fetch import fetch, verify
@@ -208,7 +210,10 @@ def run(
             key = _key(model, version.artifact)
             if key not in done:
                 try:
-                    done[key] = evaluate_one(model.name, version.artifact, evaluation, catalog.root)
+                    one = functools.partial(
+                        evaluate_one, model.name, version.artifact, evaluation, catalog.root
+                    )
+                    done[key] = isolated(one)
                 except ArtifactError as err:
                     done[key] = err
                     report.problems.append(_problem(sources[model.source].document, model, version, err))
