@@ -314,3 +314,46 @@ def test_a_crafted_tree_is_an_error_not_a_crash_or_a_hang(
     said = "crashed the process evaluating it" if damage == "past the end" else "took more than 20 s"
     assert said in result.out, result.out
     assert "loan-risk-score" in result.out  # the other model is still evaluated
+
+
+def _set_targets(repo: Path, value: str) -> None:
+    """The holdout's target set to `value` in every row."""
+    path = repo / "data/credit-default/holdout.csv"
+    lines = path.read_text().splitlines()
+    column = lines[0].split(",").index("default")
+    rows = [line.split(",") for line in lines[1:]]
+    for row in rows:
+        row[column] = value
+    path.write_text("\n".join([lines[0], *(",".join(row) for row in rows)]) + "\n")
+
+
+def test_a_metric_the_holdout_cannot_measure_is_an_error_in_valid_json(
+    cli: Callable[..., Result], repo: Path
+) -> None:
+    _set_targets(repo, "0")  # one class: no ROC AUC
+    result = cli("evaluate", repo / "specs", "--no-write", "--format", "json")
+    assert result.code == 1
+    payload = json.loads(result.out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert any(
+        "roc_auc cannot be measured on data/credit-default/holdout.csv" in p["message"]
+        for p in payload["problems"]
+    )
+
+
+def test_a_scoring_error_does_not_quote_the_holdout(cli: Callable[..., Result], repo: Path) -> None:
+    """Only rows the model predicts as 0, every target 31337: scikit-learn's refusal lists the
+    labels it met (`pos_label=1 is not a valid label. It should be one of [0. 31337.]`)."""
+    path = repo / "data/credit-default/holdout.csv"
+    features = ["income", "debt_ratio", "credit_history_years", "open_accounts"]
+    holdout = read_holdout(path.read_bytes(), "holdout.csv", "default", features)
+    model = load_model((repo / "models/credit-default/1.4.0/model.skops").read_bytes())
+    zeros = model.predict(holdout.x) == 0
+    lines = path.read_text().splitlines()
+    path.write_text(
+        "\n".join([lines[0], *(line for line, zero in zip(lines[1:], zeros, strict=True) if zero)]) + "\n"
+    )
+    _set_targets(repo, "31337")
+    result = cli("evaluate", repo / "specs", "--no-write")
+    assert result.code == 1
+    assert "scoring data/credit-default/holdout.csv failed" in result.out
+    assert "31337" not in result.out + result.err

@@ -108,6 +108,8 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 
 
 HOSTILE: dict[str, tuple[bytes, str]] = {
+    "ragged rows": (tensor(b"[[52000, 0.3, 8], [4, 61000, 0.2, 3, 2]]", shape=b"[2, 4]"), "schema"),
+    "a row count that is true": (tensor(b"[[52000, 0.3, 8, 4]]", shape=b"[true, 4]"), "schema"),
     "401-digit integer": (tensor(b"[[" + b"9" * 401 + b", 1, 2, 3]]"), "range"),
     "100,000 [": (b"[" * 100_000, "json"),
     "100,000 {": (b'{"a":' * 100_000, "json"),
@@ -363,3 +365,8 @@ def test_a_chunked_body_reserves_the_whole_limit_whatever_length_it_claims() -> 
         return 4 * SMALL_LIMIT - free
 
     assert asyncio.run(reserved_while_reading()) == SMALL_LIMIT
+
+
+def test_an_unknown_model_name_is_not_echoed_whole(credit: Runtime) -> None:
+    status, answer = credit.post_raw(INFER.format("a" * 50_000), tensor(b"[[52000, 0.3, 8, 4]]"))
+    assert status == 404 and len(answer["error"]) < 300, len(answer["error"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +164,17 @@ def evaluate_one(name: str, artifact: ModelArtifact, evaluation: Evaluation, roo
     try:
         metrics = score(estimator, artifact.task, holdout)
     except ValueError as err:  # e.g. class labels the model has never seen
-        raise DatasetError(f"scoring {evaluation.dataset} failed: {err}") from err
+        # scikit-learn's message quotes the holdout's values: content of a file that is no spec
+        raise DatasetError(
+            f"scoring {evaluation.dataset} failed ({type(err).__name__}): check that its target column "
+            "holds what the model predicts (its classes, or numbers for a regressor)"
+        ) from err
+    undefined = sorted(name for name, value in metrics.items() if not math.isfinite(value))
+    if undefined:  # scikit-learn warns and answers NaN: no gate can pass on that, nor JSON hold it
+        raise DatasetError(
+            f"{', '.join(undefined)} cannot be measured on {evaluation.dataset} (a holdout of one class, "
+            "or too few rows?): give it rows of every class"
+        )
     return EvaluationRecord(
         model=name,
         version=artifact.version.text,

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from compiler import __version__
 from compiler.serving.body import BODIES_IN_FLIGHT, BodyBudget, decode_json, max_json_values, read_body
 from compiler.serving.feedback import parse_feedback, request_id
-from compiler.serving.inference import InvalidInput, parse_request, response
+from compiler.serving.inference import InvalidInput, parse_request, response, shown
 from compiler.serving.model import ServedModel
 
 log = logging.getLogger("modelops.serve")
@@ -45,10 +45,12 @@ def create_app(served: ServedModel) -> Starlette:
     def known(request: Request) -> JSONResponse | None:
         asked = request.path_params["name"]
         if asked != name:
-            return error(404, f"no model named {asked!r}; this runtime serves {name!r}")
+            return error(404, f"no model named {shown(asked)}; this runtime serves {name!r}")
         version = request.path_params.get("version")
         if version is not None and version != config.model.version:
-            return error(404, f"model {name!r} has no version {version!r}; it serves {config.model.version}")
+            return error(
+                404, f"model {name!r} has no version {shown(version)}; it serves {config.model.version}"
+            )
         return None
 
     async def model_metadata(request: Request) -> Response:

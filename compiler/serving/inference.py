@@ -53,6 +53,10 @@ def _flatten(data: Any) -> list[Any]:
     raise InvalidInput("schema", "'data' must be a list")
 
 
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _number(value: Any, feature: str, kind: str) -> float:
     if isinstance(value, bool):
         if kind != "bool":
@@ -124,7 +128,7 @@ def _from_matrix(
 ) -> Batch:
     width = len(features) or n_features
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or len(shape) != 2 or not all(isinstance(s, int) for s in shape):
+    if not isinstance(shape, list) or len(shape) != 2 or not all(_count(s) for s in shape):
         raise InvalidInput(
             "schema", f"input {shown(tensor['name'])}: a single input needs shape [rows, {width}]"
         )
@@ -135,7 +139,15 @@ def _from_matrix(
             f"input {shown(tensor['name'])} has {shown(columns_given)} columns, "
             f"the model takes {width or 'at least 1'}",
         )
-    values = _flatten(tensor.get("data"))
+    data = tensor.get("data")
+    rows_given = data if isinstance(data, list) else []
+    nested = any(isinstance(row, list) for row in rows_given)
+    if nested and not all(isinstance(row, list) and len(row) == columns_given for row in rows_given):
+        # Values re-split into rows of another length would be predicted on, silently wrong.
+        raise InvalidInput(
+            "schema", f"input {shown(tensor['name'])}: each row must hold {columns_given} values"
+        )
+    values = _flatten(data)
     if len(values) != rows * columns_given:
         raise InvalidInput(
             "schema",
