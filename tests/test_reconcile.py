@@ -591,10 +591,24 @@ def test_a_silent_api_server_times_out_and_nothing_is_written(
     assert "staging: nothing was written" in applied.err and "running apply again converges" in applied.err
 
 
-def test_the_request_timeout_must_be_positive(cli: Callable[..., Result], repo: Path) -> None:
-    result = cli("apply", repo / "specs", "--env", "staging", "--request-timeout", "0")
+@pytest.mark.parametrize(
+    ("flag", "value", "said"),
+    [
+        ("--request-timeout", "0", "must be more than 0 seconds"),
+        ("--request-timeout", "nan", "must be more than 0 seconds"),
+        ("--timeout", "-1", "must be more than 0 seconds"),
+        ("--timeout", "inf", "must be more than 0 seconds"),
+        ("--prune-max-share", "nan", "must be a share from 0 to 1"),  # it would lift the guard
+        ("--prune-max-share", "1.5", "must be a share from 0 to 1"),
+        ("--prune-max-share", "half", "expected a number"),
+    ],
+)
+def test_the_command_line_numbers_are_checked(
+    cli: Callable[..., Result], repo: Path, flag: str, value: str, said: str
+) -> None:
+    result = cli("apply", repo / "specs", "--env", "staging", flag, value)
     assert result.code == 2
-    assert "--request-timeout must be more than 0 seconds" in result.err
+    assert f"argument {flag}: {said}" in result.err, result.err
 
 
 def test_an_unexpected_error_is_called_a_bug_not_an_unreachable_server() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -43,6 +44,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    """A duration: finite and more than 0 (float() takes "nan", which every comparison fails)."""
+    value = _number(text)
+    if not value > 0 or value == math.inf:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    """A share of the owned objects: from 0 to 1 (a NaN would lift the prune guard unseen)."""
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1, such as 0.5, not {text!r}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
 def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
     _add_paths(parser)
     parser.add_argument(
@@ -69,7 +93,7 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--request-timeout",
-        type=float,
+        type=_seconds,
         default=30.0,
         metavar="SECONDS",
         help="give up on any one request to the API server after this long (default 30)",
@@ -184,7 +208,7 @@ def _apply_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prune", action="store_true", help="delete owned objects the output no longer has")
     parser.add_argument(
         "--prune-max-share",
-        type=float,
+        type=_share,
         default=0.5,
         metavar="SHARE",
         help="refuse to prune more than this share of the owned objects (default 0.5)",
@@ -193,7 +217,7 @@ def _apply_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="show what would be applied and pruned")
     parser.add_argument("--wait", action="store_true", help="wait until workloads have rolled out")
     parser.add_argument(
-        "--timeout", type=float, default=300, metavar="SECONDS", help="for --wait (default 300)"
+        "--timeout", type=_seconds, default=300, metavar="SECONDS", help="for --wait (default 300)"
     )
     parser.add_argument(
         "--force-conflicts", action="store_true", help="take over fields another manager owns"

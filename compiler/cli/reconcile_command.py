@@ -20,8 +20,6 @@ EXIT_SAME, EXIT_DIFFERENT, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3  # diff, as ku
 def targets_of(args: argparse.Namespace) -> list[Target]:
     from compiler import api
 
-    if args.request_timeout <= 0:
-        raise UsageError(f"--request-timeout must be more than 0 seconds, not {args.request_timeout:g}")
     options = api.Options(paths=tuple(args.paths), project=args.project, environments=args.environments)
     try:
         return api.targets(options, args.context)
