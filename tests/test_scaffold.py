@@ -135,6 +135,25 @@ def test_init_does_not_write_through_a_symbolic_link(
     assert outside.read_text() == "keep\n"
 
 
+@pytest.mark.parametrize(
+    "linked", ["specs", ".github/workflows/modelops-pr.yml"], ids=["a directory", "a dangling file"]
+)
+def test_init_refuses_a_link_on_the_way_before_writing_anything(
+    repo: Path, tmp_path: Path, cli: Callable[..., Result], linked: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = repo / linked
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside if linked == "specs" else outside / "nowhere.yml")
+    before = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*"))
+    result = cli("init", repo, *(["--minimal"] if linked == "specs" else []))
+    assert result.code == 2 and f"{link} is a symbolic link" in result.err, result.err
+    assert "nothing was written" in result.err
+    assert list(outside.iterdir()) == []
+    assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")) == before
+
+
 def _properties(schema: dict[str, Any]) -> Iterator[str]:
     """Every property name in a JSON Schema, nested definitions included."""
     for node in [schema, *schema.get("$defs", {}).values()]:

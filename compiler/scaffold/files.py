@@ -17,6 +17,11 @@ def write_files(root: Path, files: dict[str, bytes], *, force: bool = False) -> 
     `.gitignore` is the exception: its missing lines are appended, since a repository
     usually has one already. Returns the relative paths written, in order.
     """
+    for name in files:
+        if (linked := _link_on_the_way(root, name)) is not None:
+            raise ScaffoldError(
+                f"{linked} is a symbolic link; modelops writes no file through one (nothing was written)"
+            )
     existing = [name for name in files if name != ".gitignore" and (root / name).exists()]
     if existing and not force:
         raise ScaffoldError(
@@ -27,8 +32,6 @@ def write_files(root: Path, files: dict[str, bytes], *, force: bool = False) -> 
     for name, content in files.items():
         path = root / name
         try:
-            if path.is_symlink():  # never write through a link into somewhere else
-                raise ScaffoldError(f"{path} is a symbolic link; modelops writes no file through one")
             path.parent.mkdir(parents=True, exist_ok=True)
             if name == ".gitignore" and path.exists():
                 merged = _merged_ignore(path.read_bytes(), content)
@@ -40,6 +43,16 @@ def write_files(root: Path, files: dict[str, bytes], *, force: bool = False) -> 
             raise ScaffoldError(f"{path}: cannot be written: {err.strerror or err}") from None
         written.append(name)
     return written
+
+
+def _link_on_the_way(root: Path, name: str) -> Path | None:
+    """The first link among the directories below `root` leading to `name`, or `name` itself."""
+    path = root
+    for part in Path(name).parts:
+        path = path / part
+        if path.is_symlink():
+            return path
+    return None
 
 
 def _merged_ignore(current: bytes, wanted: bytes) -> bytes | None:
