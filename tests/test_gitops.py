@@ -321,3 +321,12 @@ def test_history_reads_any_commit_a_pull_request_made(
     result = cli("history", "credit-default", "--format", "json")
     assert result.code == 0, result.err
     assert [v["version"] for v in json.loads(result.out)][-1] == "1.5.0"
+
+
+def test_history_in_a_repository_of_the_specs_alone_is_a_usage_error(
+    cli: Callable[..., Result], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    History(project / "specs").commit("first", "Add models")
+    monkeypatch.chdir(project)
+    result = cli("history", "credit-default")
+    assert result.code == 2 and "is not inside the Git repository" in result.err, result.err

@@ -189,6 +189,11 @@ def history(model: str, paths: list[Path], project: Path | None) -> list[Version
     relative = spec_path.resolve().relative_to(worktree).as_posix()
     project_path = project_file.relative_to(worktree).as_posix()
     spec_paths = _paths_over_time(repo, relative)
+    if not project_dir.parent.is_relative_to(worktree):
+        raise UsageError(
+            f"the project ({project_dir.parent}, which holds evaluations/) is not inside the Git "
+            f"repository at {worktree}: history reads specs and evaluation records from one repository"
+        )
     root = project_dir.parent.relative_to(worktree)
     records = (root / EVALUATIONS_DIR / model).as_posix()
     versions: list[Version] = []
