@@ -302,6 +302,37 @@ def test_a_replica_count_handed_to_a_new_autoscaler_is_kept(kube: Kube, api: Any
     )
 
 
+def test_prune_deletes_the_object_planned_not_one_made_again_since(kube: Kube, api: Any) -> None:
+    from compiler import api as modelops
+    from compiler.reconcile.apply import ApplyOptions
+    from compiler.reconcile.client import connect
+    from compiler.reconcile.errors import StageError
+
+    ns = namespace(kube.root)
+    assert kube("apply").code == 0
+    (kube.root / "specs" / "loan-risk-score.yaml").unlink()
+    options = modelops.Options(paths=[kube.root / "specs"], environments=["staging"])
+    (target,) = modelops.targets(options, "testenv")
+    cluster = connect("testenv", str(kube.plane.kubeconfig))
+    changes = modelops.plan(cluster, target)
+    assert any(c.ref.name == "loan-risk-score-config" and c.action.value == "prune" for c in changes)
+    # Between the plan and the prune, someone deletes the ConfigMap and makes another of that name.
+    configmaps = api.resources.get(api_version="v1", kind="ConfigMap")
+    old = configmaps.get(name="loan-risk-score-config", namespace=ns).to_dict()
+    configmaps.delete(name="loan-risk-score-config", namespace=ns)
+    labels = old["metadata"]["labels"]
+    again = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "loan-risk-score-config", "labels": labels},
+    }
+    configmaps.create(body={**again, "data": {"owner": "someone else"}}, namespace=ns)
+    with pytest.raises(StageError) as stopped:
+        modelops.apply(cluster, target, changes, ApplyOptions(prune=True, allow_mass_delete=True))
+    assert "replaced since it was planned" in str(stopped.value)
+    assert live(api, "ConfigMap", "v1", "loan-risk-score-config", ns)["data"] == {"owner": "someone else"}
+
+
 def test_mass_delete_guard(kube: Kube, api: Any) -> None:
     ns = namespace(kube.root)
     assert kube("apply").code == 0

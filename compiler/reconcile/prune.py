@@ -10,7 +10,7 @@ from functools import partial
 
 from compiler.reconcile.changeset import Action, Change, Journal, Step
 from compiler.reconcile.client import Cluster
-from compiler.reconcile.errors import Refused
+from compiler.reconcile.errors import ClusterFailure, Fault, Refused
 from compiler.reconcile.order import apply_group
 
 
@@ -41,8 +41,26 @@ def prune(cluster: Cluster, candidates: list[Change], journal: Journal) -> None:
 
 
 def _delete(cluster: Cluster, change: Change) -> None:
+    """Delete the very object planned (its uid a precondition): one deleted and made again by
+    someone else since the plan, under the same name, is not ours to delete unseen."""
+    from kubernetes.client.exceptions import ApiException
+
     live = change.live
     assert live is not None  # prune candidates are live objects
-    cluster.resource(live["apiVersion"], change.ref.kind).delete(
-        name=change.ref.name, namespace=change.ref.namespace, body={"propagationPolicy": "Background"}
-    )
+    body: dict[str, object] = {"propagationPolicy": "Background"}
+    if uid := (live.get("metadata") or {}).get("uid"):
+        body["preconditions"] = {"uid": uid}
+    try:
+        cluster.resource(live["apiVersion"], change.ref.kind).delete(
+            name=change.ref.name, namespace=change.ref.namespace, body=body
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return  # gone already: what prune wanted
+        if error.status == 409:
+            raise ClusterFailure(
+                Fault.CONFLICT,
+                "replaced since it was planned (another object of that name is there now); not "
+                "deleted: run apply again to see what it is",
+            ) from error
+        raise
