@@ -333,6 +333,21 @@ def test_prune_deletes_the_object_planned_not_one_made_again_since(kube: Kube, a
     assert live(api, "ConfigMap", "v1", "loan-risk-score-config", ns)["data"] == {"owner": "someone else"}
 
 
+def test_a_namespace_someone_else_made_keeps_its_labels(kube: Kube, api: Any) -> None:
+    ns = namespace(kube.root)
+    namespaces = api.resources.get(api_version="v1", kind="Namespace")
+    namespaces.create(
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"team": "x"}}}
+    )
+    applied = kube("apply")
+    assert applied.code == 0, applied.err
+    assert namespaces.get(name=ns).to_dict()["metadata"]["labels"] == {
+        "team": "x",
+        "kubernetes.io/metadata.name": ns,
+    }
+    assert live(api, "Deployment", "apps/v1", "credit-default", ns)  # the models are applied all the same
+
+
 def test_mass_delete_guard(kube: Kube, api: Any) -> None:
     ns = namespace(kube.root)
     assert kube("apply").code == 0

@@ -21,6 +21,7 @@ from compiler.reconcile.inventory import PART_OF_LABEL, ApplySet, members, other
 from compiler.reconcile.objects import Desired, ObjectRef, model_of
 
 FIELD_MANAGER = "modelops"
+MANAGED_BY = "app.kubernetes.io/managed-by"
 PARALLEL_REQUESTS = 8
 HIDDEN_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
 HIDDEN_ANNOTATIONS = ("deployment.kubernetes.io/revision", "kubectl.kubernetes.io/last-applied-configuration")
@@ -185,9 +186,23 @@ def _changes(
         body = body_for(desired, by_namespace)
         if desired.ref.namespace in new_namespaces:  # nothing in it yet, and no dry run possible
             return Change(desired.ref, Action.CREATE, desired.model, desired, after=clean(body))
+        if desired.ref.kind == "Namespace" and (live := _foreign_namespace(cluster, desired)) is not None:
+            return Change(
+                desired.ref, Action.UNCHANGED, desired.model, desired, live, clean(live), clean(live)
+            )
         return _change(cluster, desired, body, force_conflicts)
 
     return _parallel(cluster, objects, one) + _prune_candidates(cluster, objects, applysets)
+
+
+def _foreign_namespace(cluster: Cluster, desired: Desired) -> dict[str, Any] | None:
+    """The live namespace when someone else made it (a team's, kube-system): createNamespace
+    makes a missing namespace, and leaves one it did not make as it is, since restricted pod
+    security there would stop others' pods."""
+    live = _live(cluster, desired)
+    if live is None or (live["metadata"].get("labels") or {}).get(MANAGED_BY) == "modelops":
+        return None
+    return live
 
 
 def _claimed(applyset: ApplySet, owner: str) -> str:
