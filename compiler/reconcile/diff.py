@@ -19,9 +19,10 @@ from compiler.reconcile.errors import PlanError, Refused, api_message, classify,
 from compiler.reconcile.handover import replicas_to_hand_over
 from compiler.reconcile.inventory import PART_OF_LABEL, ApplySet, members, other_project, owned
 from compiler.reconcile.objects import Desired, ObjectRef, model_of
+from compiler.targets.kubernetes.labels import MANAGED_BY
 
 FIELD_MANAGER = "modelops"
-MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 PARALLEL_REQUESTS = 8
 HIDDEN_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
 HIDDEN_ANNOTATIONS = ("deployment.kubernetes.io/revision", "kubectl.kubernetes.io/last-applied-configuration")
@@ -167,7 +168,7 @@ def plan(
     by_namespace = {a.namespace: a for a in applysets}
     try:
         claimed = [(a, owner) for a in applysets if (owner := other_project(cluster, a)) is not None]
-        changes = [] if claimed else _changes(cluster, objects, applysets, force_conflicts)
+        changes = [] if claimed else _changes(cluster, objects, applysets, by_namespace, force_conflicts)
     except Exception as error:
         raise PlanError(classify(error, cluster.timeout)) from error
     if claimed:
@@ -177,16 +178,23 @@ def plan(
 
 
 def _changes(
-    cluster: Cluster, objects: list[Desired], applysets: list[ApplySet], force_conflicts: bool
+    cluster: Cluster,
+    objects: list[Desired],
+    applysets: list[ApplySet],
+    by_namespace: dict[str, ApplySet],
+    force_conflicts: bool,
 ) -> list[Change]:
-    by_namespace = {a.namespace: a for a in applysets}
-    new_namespaces = {d.ref.name for d in objects if d.ref.kind == "Namespace" and _live(cluster, d) is None}
+    # Each namespace of the output, read once: a missing one holds nothing yet (no dry run is
+    # possible in it), one someone else made is left as it is.
+    namespaces = {d.ref.name: _live(cluster, d) for d in objects if d.ref.kind == "Namespace"}
+    new_namespaces = {name for name, live in namespaces.items() if live is None}
 
     def one(desired: Desired) -> Change:
         body = body_for(desired, by_namespace)
-        if desired.ref.namespace in new_namespaces:  # nothing in it yet, and no dry run possible
+        if desired.ref.namespace in new_namespaces:
             return Change(desired.ref, Action.CREATE, desired.model, desired, after=clean(body))
-        if desired.ref.kind == "Namespace" and (live := _foreign_namespace(cluster, desired)) is not None:
+        live = namespaces.get(desired.ref.name) if desired.ref.kind == "Namespace" else None
+        if live is not None and _made_elsewhere(live):
             return Change(
                 desired.ref, Action.UNCHANGED, desired.model, desired, live, clean(live), clean(live)
             )
@@ -195,14 +203,11 @@ def _changes(
     return _parallel(cluster, objects, one) + _prune_candidates(cluster, objects, applysets)
 
 
-def _foreign_namespace(cluster: Cluster, desired: Desired) -> dict[str, Any] | None:
-    """The live namespace when someone else made it (a team's, kube-system): createNamespace
+def _made_elsewhere(namespace: dict[str, Any]) -> bool:
+    """Whether a live namespace was made by someone else (a team's, kube-system): createNamespace
     makes a missing namespace, and leaves one it did not make as it is, since restricted pod
     security there would stop others' pods."""
-    live = _live(cluster, desired)
-    if live is None or (live["metadata"].get("labels") or {}).get(MANAGED_BY) == "modelops":
-        return None
-    return live
+    return (namespace["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY
 
 
 def _claimed(applyset: ApplySet, owner: str) -> str:
