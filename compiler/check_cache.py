@@ -23,7 +23,7 @@ from compiler import __version__
 from compiler.compile import CompileInput, ModelEntry, entries_of
 from compiler.diagnostics import Diagnostic, DiagnosticError, Severity, combined, problems_in, unique_sorted
 from compiler.pipeline import Checked
-from compiler.resolve.resolver import build_models, merge_catalog
+from compiler.resolve.resolver import build_models, merge_catalog, undeclared_environments
 from compiler.spec.catalog import (
     Catalog,
     LoadedSpec,
@@ -189,7 +189,7 @@ def quick_check(
     project, problems = parse_project(project_document)
     if project is None or problems:
         return None
-    if any(name not in [env.name for env in project.environments] for name in environments or []):
+    if undeclared_environments(project, environments):
         return None  # the full check names the unknown environment
     read = _read_specs(paths, project_path, root, cached, project)
     if read is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from compiler.check_cache import CachedSpec, text_digest
 from compiler.compile import CompileInput, ModelEntry, model_hash
 from compiler.diagnostics import Diagnostic, DiagnosticError, unique_sorted
-from compiler.resolve.resolver import build_model, chosen_environments, merge_spec
+from compiler.resolve.resolver import build_model, chosen_environments, merge_spec, undeclared_environments
 from compiler.spec.catalog import (
     Catalog,
     LoadedSpec,
@@ -153,8 +153,7 @@ def check_in_workers(
     except (OSError, DiagnosticError):
         return None
     project, problems = parse_project(project_document)
-    declared = [environment.name for environment in project.environments] if project else []
-    if project is None or problems or any(name not in declared for name in environments or []):
+    if project is None or problems or undeclared_environments(project, environments):
         return None
     catalog = Catalog(root, project_resolved, project, project_document, [], len(scan.files))
     catalog.evaluations = load_records(root)

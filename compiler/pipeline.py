@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from compiler.diagnostics import Diagnostic, Found, combined, problems_in, unique_sorted
 from compiler.errors import ProjectError
 from compiler.resolve.resolved import ResolvedModel
-from compiler.resolve.resolver import build_models, merge_catalog
+from compiler.resolve.resolver import build_models, merge_catalog, undeclared_environments
 from compiler.spec.catalog import Catalog, load_catalog
 from compiler.spec.check_merged import check_merged
 
@@ -36,13 +36,11 @@ def check(paths: list[Path], project: Path | None = None, environments: list[str
     catalog, diagnostics = load_catalog(paths, project)
     if catalog is None:
         return Checked(None, [], unique_sorted(diagnostics))
-    if environments:
+    if unknown := undeclared_environments(catalog.project, environments):
         declared = [env.name for env in catalog.project.environments]
-        unknown = [env for env in environments if env not in declared]
-        if unknown:
-            raise ProjectError(
-                f"unknown environment {', '.join(unknown)}; the project declares {', '.join(declared)}"
-            )
+        raise ProjectError(
+            f"unknown environment {', '.join(unknown)}; the project declares {', '.join(declared)}"
+        )
     passed, found = check_merged(catalog.project, merge_catalog(catalog, environments))
     resolution = build_models(catalog, passed)
     problems = unique_sorted(diagnostics + problems_in(found) + resolution.diagnostics)

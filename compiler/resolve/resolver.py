@@ -36,6 +36,12 @@ def chosen_environments(project: Project, environments: list[str] | None) -> lis
     return [env for env in project.environments if environments is None or env.name in environments]
 
 
+def undeclared_environments(project: Project, environments: list[str] | None) -> list[str]:
+    """The names in `environments` the project does not declare (the full check refuses them)."""
+    declared = {env.name for env in project.environments}
+    return [name for name in environments or [] if name not in declared]
+
+
 def merge_catalog(catalog: Catalog, environments: list[str] | None = None) -> Iterator[MergedSpec]:
     """Every spec merged for each chosen environment (all when None), one at a time."""
     chosen = chosen_environments(catalog.project, environments)

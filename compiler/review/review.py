@@ -38,7 +38,12 @@ from compiler.diagnostics import Diagnostic, DiagnosticError, problems_in
 from compiler.errors import ModelopsError, UsageError
 from compiler.pipeline import Checked, check, check_at_ref
 from compiler.resolve.resolved import ResolvedModel
-from compiler.resolve.resolver import build_models, chosen_environments, merge_catalog
+from compiler.resolve.resolver import (
+    build_models,
+    chosen_environments,
+    merge_catalog,
+    undeclared_environments,
+)
 from compiler.review.compare import compare_trees
 from compiler.review.render import DiffReport
 from compiler.review.summary import Documents, breaking_changes, series_used, summarise
@@ -291,7 +296,7 @@ def _quick_sides(options: Inputs, base: str, head: str | None, on_stage: Stage) 
     if len(inputs) != 1:
         raise _Whole  # every model may differ: the whole path says how
     document, project = _project(head_tree)
-    if environments and not set(environments) <= {env.name for env in project.environments}:
+    if undeclared_environments(project, environments):
         raise _Whole  # the whole path names the unknown environment
     cached = check_cache.load(root, check_cache.context_key(project_file, root))
     records = load_records(root)
