@@ -60,10 +60,10 @@ def _data(raw: bytes | None) -> Any:
         return None
 
 
-def _strategies(spec: bytes, project: bytes | None) -> dict[str, tuple[str | None, str]]:
+def _strategies(spec: dict[str, Any], project: bytes | None) -> dict[str, tuple[str | None, str]]:
     """Per environment: the candidate version (or None) and the rollout strategy, merged as
     compile merges them (project defaults, spec, overlay); raw YAML, so any commit reads."""
-    body = _mapping(_mapping(_data(spec)).get("spec"))
+    body = _mapping(spec.get("spec"))
     project_data = _mapping(_data(project))
     overlays = _mapping(body.get("environments"))
     declared = project_data.get("environments")
@@ -91,7 +91,7 @@ def _words(strategies: dict[str, str], environments: int) -> str:
     )
 
 
-def _state(spec: bytes, project: bytes | None) -> _State:
+def _state(spec: dict[str, Any], project: bytes | None) -> _State:
     per_env = _strategies(spec, project)
     candidates: dict[str, dict[str, str]] = {}
     for env, (candidate, strategy) in per_env.items():
@@ -101,8 +101,7 @@ def _state(spec: bytes, project: bytes | None) -> _State:
     return _State(strategy, {c: _words(envs, len(per_env)) for c, envs in candidates.items()})
 
 
-def _name_and_version(data: bytes) -> tuple[str | None, str | None]:
-    spec = _mapping(_data(data))
+def _name_and_version(spec: dict[str, Any]) -> tuple[str | None, str | None]:
     name = _mapping(spec.get("metadata")).get("name")
     version = _mapping(_mapping(spec.get("spec")).get("model")).get("version")
     if name is None or version is None:
@@ -116,12 +115,12 @@ def _spec_file(model: str, specs: Path) -> Path:
             raw = read_source(path, str(path))
         except (OSError, DiagnosticError):
             continue  # not a readable spec: validate says why
-        if _name_and_version(raw)[0] == model:
+        if _name_and_version(_mapping(_data(raw)))[0] == model:
             return path
     raise UsageError(f"no spec in {specs} defines model {model!r}")
 
 
-def _gates(commit_blob: bytes | None, spec: bytes) -> dict[str, str]:
+def _gates(commit_blob: bytes | None, spec: dict[str, Any]) -> dict[str, str]:
     """Measured values from the evaluation record committed with that version, against its gates."""
     if commit_blob is None:
         return {}
@@ -130,7 +129,7 @@ def _gates(commit_blob: bytes | None, spec: bytes) -> dict[str, str]:
     except ValueError:
         record = None
     metrics = _mapping(_mapping(record).get("metrics"))
-    gates = _mapping(_mapping(_mapping(_mapping(_data(spec)).get("spec")).get("evaluation")).get("gates"))
+    gates = _mapping(_mapping(_mapping(spec.get("spec")).get("evaluation")).get("gates"))
     found = {}
     for name, bound in gates.items():
         value = metrics.get(name)
@@ -152,15 +151,17 @@ def _paths_over_time(repo: git.Repo, relative: str) -> list[str]:
     return paths or [relative]
 
 
-def _spec_at(commit: git.Commit, paths: list[str], model: str) -> tuple[bytes, str] | None:
-    """The spec's text and version at a commit, under whichever of its names it had then."""
+def _spec_at(commit: git.Commit, paths: list[str], model: str) -> tuple[dict[str, Any], str] | None:
+    """The spec's data (parsed once) and version at a commit, under whichever of its names it
+    had then."""
     for path in paths:
-        data = blob_at(commit, path)
-        if data is None:
+        raw = blob_at(commit, path)
+        if raw is None:
             continue
-        name, version = _name_and_version(data)
+        spec = _mapping(_data(raw))
+        name, version = _name_and_version(spec)
         if name == model and version is not None:
-            return data, version
+            return spec, version
     return None
 
 
